@@ -1,0 +1,190 @@
+"""The supervised multimodal classification recipe: ``polymodal fit`` and ``eval``.
+
+``fit`` trains the model a config describes on the dataset it names and leaves in
+``out_dir``::
+
+    config.yaml          the resolved config (after overrides)
+    checkpoints/         Lightning checkpoints (safetensors weights), incl. last.ckpt
+    metrics.csv          per-step / per-epoch metrics (CSV logger)
+    model.safetensors    weights of the best validation epoch
+    metrics.json         best validation and final test metrics
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+
+from polymodal.data.contract import MODALITIES
+from polymodal.errors import ConfigError
+from polymodal.modules.classifier import MultimodalClassifier, build_classifier
+from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
+from polymodal.train.classification import ClassificationModule
+from polymodal.train.config import ExperimentConfig, load_config, save_config
+from polymodal.train.datamodule import MultimodalDataModule
+
+LAST = "last.ckpt"
+
+
+@dataclass
+class FitResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    metrics: dict[str, float]
+    epochs: int
+
+
+def _num_classes(data: MultimodalDataModule) -> int:
+    dataset = data.dataset("train")
+    known = getattr(dataset, "num_classes", None)
+    if known is not None:
+        return int(known)
+    labels = getattr(dataset, "tensors", {}).get("label")
+    if labels is None:
+        raise ConfigError("cannot infer the number of classes; set model.options.num_classes")
+    return int(labels.max()) + 1
+
+
+def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> MultimodalClassifier:
+    """The classifier a config describes, with input shapes read off the training data."""
+    sample = data.dataset("train")[0]
+    modalities: dict[str, dict[str, Any]] = {}
+    for name, options in config.model.modalities.items():
+        if name not in MODALITIES:
+            raise ConfigError(f"model.modalities.{name}: unknown modality {name!r}")
+        if name not in sample:
+            raise ConfigError(
+                f"model.modalities.{name}: dataset {config.data.name!r} has no {name!r} "
+                f"(it provides {', '.join(k for k in sample if k in MODALITIES)})"
+            )
+        modalities[name] = {"shape": list(sample[name].shape), **options}
+    options = dict(config.model.options)
+    num_classes = int(options.pop("num_classes", 0)) or _num_classes(data)
+    return build_classifier(
+        config.model.fusion, modalities, num_classes=num_classes, dim=config.model.dim, **options
+    )
+
+
+def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
+    t = config.trainer
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=out_dir / "checkpoints",
+            filename="best",
+            monitor="val_acc",
+            mode="max",
+            save_last=True,
+            save_top_k=1,
+        )
+    ]
+    if t.patience is not None:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=t.patience))
+    return L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=True,
+        callbacks=callbacks,
+        logger=CSVLogger(save_dir=out_dir, name="", version=""),
+        plugins=[SafetensorsCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps,
+        num_sanity_val_steps=0,
+        **extra,
+    )
+
+
+def _quiet_lightning() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*Experiment logs directory.*",
+                    ".*Checkpoint directory.*exists and is not empty.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
+    """Train, checkpoint every epoch, then test the best epoch.
+
+    Args:
+        config: the experiment.
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists;
+            the resumed run ends with exactly the numbers of an uninterrupted one.
+    """
+    _quiet_lightning()
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last = out_dir / "checkpoints" / LAST
+    if not resume and last.exists():
+        raise ConfigError(
+            f"{out_dir} already holds a run; pass --resume to continue it or choose another out_dir"
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = MultimodalDataModule(config.data, seed=config.seed)
+    model = build_model(config, data)
+    module = ClassificationModule(
+        model,
+        num_classes=model.num_classes,
+        optim=config.optim,
+        max_epochs=config.trainer.max_epochs,
+        seed=config.seed,
+    )
+    trainer = _trainer(config, out_dir)
+    if trainer.is_global_zero:
+        save_config(config, out_dir / "config.yaml")
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume and last.exists() else None)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    test = trainer.test(module, datamodule=data, ckpt_path=best or None, verbose=False)
+    metrics = {k: float(v) for k, v in test[0].items()} if test else {}
+    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    if score is not None:
+        metrics["best_val_acc"] = float(score)
+    if trainer.is_global_zero:
+        save_weights(module.model.state_dict(), out_dir / "model.safetensors")
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return FitResult(out_dir=out_dir, metrics=metrics, epochs=trainer.current_epoch)
+
+
+def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module, MultimodalDataModule]:
+    """Rebuild a trained model from a run folder (``config.yaml`` + ``model.safetensors``)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: no config.yaml inside")
+    config = load_config(config_path)
+    data = MultimodalDataModule(config.data, seed=config.seed)
+    model = build_model(config, data)
+    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
+    return config, model.eval(), data
+
+
+def evaluate(run_dir: str | Path, split: str = "test") -> dict[str, float]:
+    """Accuracy and macro-F1 of a trained run on one split of its dataset."""
+    _quiet_lightning()
+    config, model, data = load_trained(run_dir)
+    module = ClassificationModule(model, num_classes=model.num_classes)
+    trainer = L.Trainer(
+        accelerator=config.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=False,
+    )
+    loader = data.test_dataloader() if split == "test" else data.val_dataloader()
+    with torch.no_grad():
+        result = trainer.test(module, dataloaders=loader, verbose=False)
+    return {k: float(v) for k, v in result[0].items()}
