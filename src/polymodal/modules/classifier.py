@@ -67,6 +67,11 @@ class MultimodalClassifier(nn.Module):
             None if expected_shapes is None else {m: tuple(s) for m, s in expected_shapes.items()}
         )
 
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C (read from the fusion head)."""
+        return int(self.fusion.num_classes)
+
     def forward(
         self,
         batch: Mapping[str, Tensor],
@@ -111,6 +116,14 @@ class MultimodalClassifier(nn.Module):
         )
 
 
+def _token_width(name: str, encoder: nn.Module) -> int:
+    """The token width D an encoder declares through its ``dim`` attribute."""
+    width = getattr(encoder, "dim", None)
+    if not isinstance(width, int):
+        raise ValueError(f"encoder of modality {name!r} has no integer 'dim' attribute")
+    return width
+
+
 ENCODERS = ("cnn", "mlp", "spectrogram", "vit")
 """Encoder names understood by :func:`build_encoder`."""
 
@@ -118,7 +131,9 @@ FUSIONS = ("early", "late", "cross_attention", "<modality>_only")
 """Fusion names understood by :func:`build_classifier`."""
 
 
-def build_encoder(name: str, dim: int = 64, shape: Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
+def build_encoder(
+    name: str, dim: int = 64, shape: Sequence[int] | None = None, **kwargs: Any
+) -> nn.Module:
     """Build one encoder by name.
 
     Sizes the encoder needs and does not get in ``kwargs`` are read from the
@@ -226,7 +241,7 @@ def build_classifier(
             if shape is not None:
                 shapes[name] = tuple(int(s) for s in shape)
             encoders[name] = build_encoder(options.pop("encoder"), dim=dim, shape=shape, **options)
-        dims = {name: int(enc.dim) for name, enc in encoders.items()}  # type: ignore[arg-type]
+        dims = {name: _token_width(name, enc) for name, enc in encoders.items()}
 
         head: nn.Module
         try:

@@ -36,17 +36,25 @@ def _check_input(name: str, x: Tensor, want: Sequence[int | None]) -> None:
 
 
 class _ConvStages(nn.Sequential):
-    """``depth`` stages of Conv(3x3, stride 2) → BatchNorm → ReLU, all ``dim`` channels."""
+    """``depth`` stages of Conv(3x3, stride 2) → BatchNorm → ReLU.
+
+    Widths double stage by stage up to ``dim`` (e.g. 16, 32, 64): the early,
+    high-resolution stages dominate the cost, and narrow ones there make the
+    encoders several times cheaper on a CPU at no loss on small inputs.
+    """
 
     def __init__(self, in_channels: int, dim: int, depth: int) -> None:
         layers: list[nn.Module] = []
-        for i in range(depth):
+        widths = [max(dim // 2 ** (depth - 1 - i), min(dim, 8)) for i in range(depth)]
+        for i, width in enumerate(widths):
             # bias=False: the BatchNorm that follows has its own shift.
-            conv = nn.Conv2d(in_channels if i == 0 else dim, dim, 3, stride=2, padding=1, bias=False)
+            conv = nn.Conv2d(
+                in_channels if i == 0 else widths[i - 1], width, 3, stride=2, padding=1, bias=False
+            )
             # He (fan-out) init for conv followed by ReLU, as in ResNet: keeps activation
             # variance steady through the stages (PyTorch's default is tuned for linear).
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            layers += [conv, nn.BatchNorm2d(dim), nn.ReLU(inplace=True)]
+            layers += [conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         super().__init__(*layers)
 
 
@@ -176,12 +184,16 @@ class ViTEncoder(nn.Module):
 
 
 class SpectrogramEncoder(nn.Module):
-    """CNN over a log-mel spectrogram that emits one token per (downsampled) time step.
+    """Convolutions over time, with the mel bands as channels; one token per time step.
+
+    Treating the F bands as input channels of 1-D convolutions (as TDNN and
+    wav2letter-style speech models do) sees the whole spectrum at every step and
+    costs a fraction of a 2-D CNN over the (F, T) image on a CPU.
 
     Args:
         n_mels: number of mel bands F the input must have.
         dim: token width D.
-        depth: number of stride-2 conv stages (time and frequency both halve).
+        depth: number of stride-2 conv stages (time halves at each).
         eps: floor of the per-utterance standard deviation.
     """
 
@@ -191,7 +203,13 @@ class SpectrogramEncoder(nn.Module):
         self.dim = dim
         self.depth = depth
         self.eps = eps
-        self.stages = _ConvStages(1, dim, depth)
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            # bias=False: the BatchNorm that follows has its own shift.
+            conv = nn.Conv1d(n_mels if i == 0 else dim, dim, 3, stride=2, padding=1, bias=False)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            layers += [conv, nn.BatchNorm1d(dim), nn.ReLU(inplace=True)]
+        self.stages = nn.Sequential(*layers)
 
     def num_tokens(self, shape: Sequence[int]) -> int:
         """Number of time tokens T' for a per-sample input shape (F, T)."""
@@ -213,8 +231,7 @@ class SpectrogramEncoder(nn.Module):
         mean = x.mean(dim=(1, 2), keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True, unbiased=False)
         x = (x - mean) / (std + self.eps)
-        f = self.stages(x.unsqueeze(1))  # (B, 1, F, T) -> (B, D, F', T')
-        return f.mean(dim=2).transpose(1, 2)  # average out frequency: (B, D, T') -> (B, T', D)
+        return self.stages(x).transpose(1, 2)  # (B, D, T') -> (B, T', D)
 
 
 class TabularMLP(nn.Module):

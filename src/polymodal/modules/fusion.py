@@ -60,7 +60,9 @@ def _resolve(
     """
     unknown = [m for m in tokens if m not in dims]
     if unknown:
-        raise ValueError(f"fusion got tokens for unknown modalities {unknown}; it knows {list(dims)}")
+        raise ValueError(
+            f"fusion got tokens for unknown modalities {unknown}; it knows {list(dims)}"
+        )
     if not tokens:
         raise DataError(f"fusion got no modality tokens; it expects some of {list(dims)}")
     B = next(iter(tokens.values())).shape[0]
@@ -72,12 +74,16 @@ def _resolve(
             masks[m] = torch.zeros(B, dtype=torch.bool, device=ref.device)
             continue
         if t.dim() != 3 or t.shape[0] != B or t.shape[-1] != d:
-            raise DataError(f"tokens for modality {m!r} must be (B={B}, N, {d}), got {tuple(t.shape)}")
+            raise DataError(
+                f"tokens for modality {m!r} must be (B={B}, N, {d}), got {tuple(t.shape)}"
+            )
         mask = None if present is None else present.get(m)
         if mask is None:
             mask = torch.ones(B, dtype=torch.bool, device=t.device)
         elif tuple(mask.shape) != (B,):
-            raise DataError(f"present mask of modality {m!r} must be (B={B},), got {tuple(mask.shape)}")
+            raise DataError(
+                f"present mask of modality {m!r} must be (B={B},), got {tuple(mask.shape)}"
+            )
         masks[m] = mask.to(device=t.device, dtype=torch.bool)
     nothing = ~torch.stack(list(masks.values())).any(dim=0)
     if bool(nothing.any()):
@@ -106,8 +112,11 @@ class EarlyFusion(nn.Module):
         self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, dropout: float = 0.1
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.dims = dict(dims)
-        self.placeholders = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in dims.items()})
+        self.placeholders = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(d)) for m, d in dims.items()}
+        )
         self.head = nn.Sequential(
             nn.Linear(sum(self.dims.values()), hidden),
             nn.ReLU(inplace=True),
@@ -158,6 +167,7 @@ class LateFusion(nn.Module):
 
     def __init__(self, dims: Mapping[str, int], num_classes: int) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.dims = dict(dims)
         self.heads = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in dims.items()})
 
@@ -225,10 +235,9 @@ class CrossAttentionFusion(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
         if len(dims) != 2:
-            raise ValueError(
-                f"CrossAttentionFusion needs exactly two modalities, got {list(dims)}"
-            )
+            raise ValueError(f"CrossAttentionFusion needs exactly two modalities, got {list(dims)}")
         self.dims = dict(dims)
         self.dim = dim
         self.a, self.b = list(dims)
@@ -276,10 +285,12 @@ class CrossAttentionFusion(nn.Module):
 
         pooled: list[Tensor] = []
         attentions: dict[str, Tensor] = {}
-        for q, k in ((self.a, self.b), (self.a, self.b)[::-1]):
+        for q, k in ((self.a, self.b), (self.b, self.a)):  # q's tokens attend to k's
             has_keys = masks[k]  # (B,)
             padding = (~has_keys)[:, None].expand(B, x[k].shape[1])  # (B, N_k), True = ignore
-            out = self.cross[q](x[q], x[k], key_padding_mask=padding, return_weights=return_attention)
+            out = self.cross[q](
+                x[q], x[k], key_padding_mask=padding, return_weights=return_attention
+            )
             y = torch.where(has_keys[:, None, None], out.output, x[q])  # skip if keys missing
             p = torch.where(masks[q][:, None], pool(y), self.placeholders[q].expand(B, -1))
             pooled.append(p)

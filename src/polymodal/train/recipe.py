@@ -113,7 +113,7 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*Experiment logs directory.*",
-                    ".*Checkpoint directory.*exists and is not empty.*"):
+                    ".*Checkpoint directory.*exists and is not empty.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -153,6 +153,7 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if score is not None:
         metrics["best_val_acc"] = float(score)
+    metrics["world_size"] = trainer.world_size
     if trainer.is_global_zero:
         save_weights(module.model.state_dict(), out_dir / "model.safetensors")
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

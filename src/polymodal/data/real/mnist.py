@@ -63,7 +63,9 @@ def read_idx(path: str | Path) -> Tensor:
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4:
-        raise DataError(f"{path} is not an IDX file (only {len(raw)} bytes, no 4-byte magic number)")
+        raise DataError(
+            f"{path} is not an IDX file (only {len(raw)} bytes, no 4-byte magic number)"
+        )
     if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise DataError(
             f"{path} is not an IDX file (bad magic number 0x{raw[:4].hex()}; expected "
@@ -124,9 +126,7 @@ def _find(folder: Path, split: str, kind: str, idx: int) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise DataError(
-        f"MNIST {split} {kind} file {candidates[0].name}[.gz] not found in {folder}"
-    )
+    raise DataError(f"MNIST {split} {kind} file {candidates[0].name}[.gz] not found in {folder}")
 
 
 def load_mnist(folder: str | Path, split: str = "t10k") -> tuple[Tensor, Tensor]:
@@ -157,7 +157,8 @@ def load_mnist(folder: str | Path, split: str = "t10k") -> tuple[Tensor, Tensor]
     labels = read_idx(label_path)
     if images.dim() != 3 or images.dtype != torch.uint8:
         raise DataError(
-            f"{image_path} should hold (N, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}"
+            f"{image_path} should hold (N, H, W) uint8 images, "
+            f"got {tuple(images.shape)} {images.dtype}"
         )
     if labels.dim() != 1:
         raise DataError(f"{label_path} should hold (N,) labels, got shape {tuple(labels.shape)}")

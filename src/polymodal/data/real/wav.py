@@ -2,7 +2,8 @@
 
 Decoding is done by ``scipy.io.wavfile`` (PCM 8/16/24/32-bit integer and 32/64-bit
 float, plain or WAVE_FORMAT_EXTENSIBLE, RIFF/RIFX/RF64); resampling by
-``scipy.signal.resample_poly``. Anything that is not a complete, non-empty WAV
+``scipy.signal.resample_poly`` (both imported on first use, as ``scipy.signal``
+takes a second to import). Anything that is not a complete, non-empty WAV
 file raises :class:`~polymodal.errors.DataError` with a one-line message that
 names the file and the problem.
 """
@@ -16,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 from torch import Tensor
 
 from polymodal.errors import DataError
@@ -60,6 +59,8 @@ def read_wav_native(path: str | Path) -> tuple[Tensor, int]:
         DataError: missing, empty, truncated or corrupt file, a format scipy
             cannot decode, or a recording with no samples.
     """
+    from scipy.io import wavfile
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist or is not a file")
@@ -100,6 +101,8 @@ def resample(wave: Tensor, orig_rate: int, new_rate: int) -> Tensor:
     The up/down factors are ``new_rate / g`` and ``orig_rate / g`` with
     ``g = gcd(orig_rate, new_rate)``, so 8 kHz to 16 kHz exactly doubles the length.
     """
+    from scipy.signal import resample_poly
+
     if orig_rate <= 0 or new_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
     if orig_rate == new_rate:
@@ -140,6 +143,8 @@ def write_wav(path: str | Path, wave: Tensor, sample_rate: int) -> None:
             outside are clipped.
         sample_rate: in Hz.
     """
+    from scipy.io import wavfile
+
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     array = wave.detach().cpu().double().numpy()

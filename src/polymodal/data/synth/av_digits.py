@@ -65,7 +65,9 @@ class AVDigitsConfig:
         return int(getattr(self, split))
 
 
-def _split_indices(n: int, rng: np.random.Generator, fractions: Sequence[float]) -> list[np.ndarray]:
+def _split_indices(
+    n: int, rng: np.random.Generator, fractions: Sequence[float]
+) -> list[np.ndarray]:
     """A seeded partition of ``range(n)`` into len(fractions) disjoint parts."""
     order = rng.permutation(n)
     cuts = np.cumsum([round(f * n) for f in fractions[:-1]])
@@ -135,7 +137,8 @@ def _audio_features(
     rng: np.random.Generator,
 ) -> Tensor:
     """(N, 40, 101) log-mel features of noisy clips, one per label."""
-    from polymodal.data.synth.acoustics import SAMPLE_RATE, add_noise, room_reverb
+    from polymodal.data.synth.acoustics import add_noise, room_reverb
+    from polymodal.data.synth.speech import SAMPLE_RATE
 
     length = int(CLIP_SECONDS * SAMPLE_RATE)
     colors = ("white", "pink", "brown")

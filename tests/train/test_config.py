@@ -1,0 +1,50 @@
+import pytest
+
+from polymodal.errors import ConfigError
+from polymodal.train.config import load_config, save_config
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_and_overrides_fill_typed_sections(tmp_path):
+    path = write(tmp_path, "seed: 3\ntrainer:\n  max_epochs: 2\noptim:\n  lr: 1\n")
+    config = load_config(path, ["trainer.max_epochs=5", "model.fusion=late", "data.options.x=0.5"])
+    assert config.seed == 3
+    assert config.trainer.max_epochs == 5
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
+    assert config.model.fusion == "late"
+    assert config.data.options == {"x": 0.5}
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    path = write(tmp_path, "trainer:\n  max_epoch: 2\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer.max_epoch'; did you mean 'max_epochs'"):
+        load_config(path)
+
+
+def test_wrong_type_and_malformed_yaml_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match=r"'trainer.max_epochs' expects int, got 'ten'"):
+        load_config(write(tmp_path, "trainer:\n  max_epochs: ten\n"))
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(write(tmp_path, "trainer: [unclosed\n"))
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(None, ["trainer.max_epochs"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    config = load_config(None, ["seed=7", "trainer.devices=2"])
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
+
+
+def test_shipped_config_parses():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "fusion_av_digits.yaml")
+    assert config.data.name == "av_digits"

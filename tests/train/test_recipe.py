@@ -1,0 +1,89 @@
+"""End-to-end recipe tests on a tiny AV-Digits build (seconds, not minutes)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from polymodal.errors import ConfigError
+from polymodal.train.config import load_config
+from polymodal.train.recipe import evaluate, fit
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "fusion_av_digits.yaml"
+TINY = [
+    "data.options={train: 320, val: 64, test: 64, voices: 20}",
+    "data.batch_size=32",
+    "model.dim=16",
+    "trainer.max_epochs=4",
+    "trainer.patience=null",
+    "trainer.progress_bar=false",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, monkeypatch_module):
+    folder = tmp_path_factory.mktemp("polymodal-home")
+    monkeypatch_module.setenv("POLYMODAL_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "polymodal.cli", *args]
+
+
+def test_killed_run_resumes_to_exactly_the_uninterrupted_result(home, tmp_path):
+    straight = fit(load_config(CONFIG, [*TINY, f"out_dir={tmp_path / 'straight'}"]))
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        cli("fit", str(CONFIG), *TINY, f"out_dir={killed_dir}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = killed_dir / "checkpoints" / "last.ckpt"
+    while process.poll() is None and not last.exists():
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed_dir / "metrics.json").exists()
+
+    with pytest.raises(ConfigError, match="pass --resume"):
+        fit(load_config(CONFIG, [*TINY, f"out_dir={killed_dir}"]))
+    resumed = fit(load_config(CONFIG, [*TINY, f"out_dir={killed_dir}"]), resume=True)
+
+    assert resumed.metrics == straight.metrics
+    expected = load_file(str(straight.out_dir / "model.safetensors"))
+    actual = load_file(str(resumed.out_dir / "model.safetensors"))
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=0)
+
+    assert evaluate(resumed.out_dir)["test_acc"] == pytest.approx(resumed.metrics["test_acc"])
+
+
+def test_two_process_gloo_ddp_training_runs(home, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "POLYMODAL_HOME": str(home)}
+    result = subprocess.run(
+        cli("fit", str(CONFIG), *TINY, "trainer.max_epochs=2", "trainer.devices=2",
+            "trainer.strategy=ddp", f"out_dir={out}"),
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert 0.0 <= metrics["test_acc"] <= 1.0
