@@ -114,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("name", help="data set name, e.g. av_digits (see `polymodal data list`)")
     build.add_argument(
-        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="builder option, e.g. -o audio_snr_db=-6 -o train=2000 (repeatable)",
     )
     build.add_argument("--splits", default="train,val,test", help="comma-separated splits")
@@ -135,11 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("config", help="YAML experiment file, e.g. configs/fusion_av_digits.yaml")
     fit.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
         help="dotted overrides parsed as YAML, e.g. trainer.max_epochs=3 model.fusion=late",
     )
     fit.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue from out_dir/checkpoints/last.ckpt (exactly as if never interrupted)",
     )
     fit.set_defaults(func=cmd_fit)

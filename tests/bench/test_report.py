@@ -15,7 +15,10 @@ def check(run) -> ClaimCheck:
 def test_execute_records_outcome_and_report_lists_it(tmp_path):
     def run(context: Context) -> Outcome:
         return Outcome(
-            ours=0.9, baselines={"b": 0.7}, holds=0.9 > 0.7, seeds=[0, 1],
+            ours=0.9,
+            baselines={"b": 0.7},
+            holds=0.9 > 0.7,
+            seeds=[0, 1],
             tables=[table("per seed", ["model", "acc"], [["a", 0.9], ["b", 0.7]])],
         )
 

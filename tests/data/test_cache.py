@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from polymodal.data.cache import cached_build, read_manifest
 
 
@@ -38,8 +40,6 @@ def test_failed_build_leaves_nothing_behind(tmp_path):
         (folder / "partial.bin").write_bytes(b"x")
         raise RuntimeError("boom")
 
-    try:
+    with pytest.raises(RuntimeError, match="boom"):
         cached_build("toy", "1", {}, explode, root=tmp_path)
-    except RuntimeError:
-        pass
     assert list((tmp_path / "toy").iterdir()) == []

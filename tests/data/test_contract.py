@@ -48,13 +48,17 @@ def test_unknown_modality_key_is_named():
 def test_wrong_shaped_image_in_batch_names_modality_and_shapes():
     batch = collate([sample(0), sample(1)])
     batch["image"] = torch.zeros(2, 4, 4)
-    with pytest.raises(DataError, match=r"modality 'image' expected shape \(B, C, H, W\).*got \(2, 4, 4\)"):
+    with pytest.raises(
+        DataError, match=r"modality 'image' expected shape \(B, C, H, W\).*got \(2, 4, 4\)"
+    ):
         validate_batch(batch)
 
 
 def test_expected_shape_mismatch_is_reported():
     batch = collate([sample(0), sample(1)])
-    with pytest.raises(DataError, match=r"'image' expected shape \(B, 1, 28, 28\), got \(2, 1, 4, 4\)"):
+    with pytest.raises(
+        DataError, match=r"'image' expected shape \(B, 1, 28, 28\), got \(2, 1, 4, 4\)"
+    ):
         validate_batch(batch, {"image": (1, 28, 28)})
     assert validate_batch(batch, {"image": (1, -1, 4)}) == 2
 

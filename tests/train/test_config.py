@@ -22,7 +22,9 @@ def test_yaml_and_overrides_fill_typed_sections(tmp_path):
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     path = write(tmp_path, "trainer:\n  max_epoch: 2\n")
-    with pytest.raises(ConfigError, match=r"unknown config key 'trainer.max_epoch'; did you mean 'max_epochs'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'trainer.max_epoch'; did you mean 'max_epochs'"
+    ):
         load_config(path)
 
 

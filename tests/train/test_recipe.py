@@ -79,9 +79,19 @@ def test_two_process_gloo_ddp_training_runs(home, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "POLYMODAL_HOME": str(home)}
     result = subprocess.run(
-        cli("fit", str(CONFIG), *TINY, "trainer.max_epochs=2", "trainer.devices=2",
-            "trainer.strategy=ddp", f"out_dir={out}"),
-        env=env, capture_output=True, text=True, timeout=300,
+        cli(
+            "fit",
+            str(CONFIG),
+            *TINY,
+            "trainer.max_epochs=2",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            f"out_dir={out}",
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())

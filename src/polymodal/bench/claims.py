@@ -100,7 +100,7 @@ class Record:
 def execute(check: ClaimCheck, context: Context) -> Record:
     """Run one check; a crash becomes a record with ``error`` set (and no verdict)."""
     started = time.perf_counter()
-    base = {
+    base: dict[str, Any] = {
         "name": check.name,
         "method": check.method,
         "paper": check.paper,
@@ -117,7 +117,11 @@ def execute(check: ClaimCheck, context: Context) -> Record:
 
         traceback.print_exc()
         return Record(
-            **base, ours=None, baselines={}, holds=None, seeds=[],
+            **base,
+            ours=None,
+            baselines={},
+            holds=None,
+            seeds=[],
             seconds=round(time.perf_counter() - started, 1),
             error=f"{type(error).__name__}: {error}",
         )

@@ -40,5 +40,7 @@ def select(names: str | None) -> list[ClaimCheck]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in checks]
     if unknown:
-        raise ConfigError(f"unknown claim check(s) {', '.join(unknown)}; available: {', '.join(checks)}")
+        raise ConfigError(
+            f"unknown claim check(s) {', '.join(unknown)}; available: {', '.join(checks)}"
+        )
     return [checks[n] for n in wanted]

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import platform
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,7 @@ def _section(record: Record, out_dir: Path) -> str:
         f"**Criterion** (stated before running). {record.criterion}",
         "",
         f"**Verdict: {verdict(record)}.** Metric: {record.metric}; "
-        f"seeds {record.seeds}; {record.seconds:.0f} s"
-        + (" (quick size)" if record.quick else ""),
+        f"seeds {record.seeds}; {record.seconds:.0f} s" + (" (quick size)" if record.quick else ""),
         "",
     ]
     if record.error:
@@ -79,7 +78,7 @@ def write_report(records: Sequence[Record], out_dir: Path, command: str) -> Path
             for r in records
         ],
     )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         "# polymodal claims report",
         "",

@@ -142,7 +142,9 @@ def validate_batch(
         if expected is not None and name in expected:
             want = tuple(expected[name])
             got = tuple(value.shape[1:])
-            if len(want) != len(got) or any(w not in (-1, g) for w, g in zip(want, got, strict=False)):
+            if len(want) != len(got) or any(
+                w not in (-1, g) for w, g in zip(want, got, strict=False)
+            ):
                 raise DataError(
                     f"modality {name!r} expected shape (B, {', '.join(map(str, want))}), "
                     f"got {tuple(value.shape)}"

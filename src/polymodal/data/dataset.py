@@ -52,7 +52,9 @@ class TensorDictDataset(Dataset[dict[str, Tensor]]):
         """Read a dataset written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():
-            raise DataError(f"dataset file {path} does not exist; build it with `polymodal data build`")
+            raise DataError(
+                f"dataset file {path} does not exist; build it with `polymodal data build`"
+            )
         try:
             tensors = load_file(str(path))
         except Exception as error:  # safetensors raises its own error types

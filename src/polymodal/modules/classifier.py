@@ -70,7 +70,7 @@ class MultimodalClassifier(nn.Module):
     @property
     def num_classes(self) -> int:
         """Number of classes C (read from the fusion head)."""
-        return int(self.fusion.num_classes)
+        return int(self.fusion.num_classes)  # type: ignore[arg-type]
 
     def forward(
         self,

@@ -120,7 +120,9 @@ def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
         if key not in fields:
             close = difflib.get_close_matches(str(key), sorted(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown config key {path!r}{hint} (valid: {', '.join(sorted(fields))})")
+            raise ConfigError(
+                f"unknown config key {path!r}{hint} (valid: {', '.join(sorted(fields))})"
+            )
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
             kwargs[key] = from_dict(annotation, value or {}, path)  # type: ignore[arg-type]
@@ -172,7 +174,9 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         except yaml.YAMLError as error:
             raise ConfigError(f"{path} is not valid YAML: {error}") from error
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"{path} must hold a mapping of sections, got {type(loaded).__name__}"
+            )
         values = loaded or {}
     return from_dict(ExperimentConfig, apply_overrides(values, overrides))
 

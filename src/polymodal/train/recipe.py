@@ -23,7 +23,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
 
 from polymodal.data.contract import MODALITIES
 from polymodal.errors import ConfigError
@@ -112,8 +111,12 @@ def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer
 def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*Experiment logs directory.*",
-                    ".*Checkpoint directory.*exists and is not empty.*", ".*LeafSpec.*"):
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*Experiment logs directory.*",
+        ".*Checkpoint directory.*exists and is not empty.*",
+        ".*LeafSpec.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -147,12 +150,14 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     if trainer.is_global_zero:
         save_config(config, out_dir / "config.yaml")
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume and last.exists() else None)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    test = trainer.test(module, datamodule=data, ckpt_path=best or None, verbose=False)
-    metrics = {k: float(v) for k, v in test[0].items()} if test else {}
-    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-    if score is not None:
-        metrics["best_val_acc"] = float(score)
+    checkpoint = trainer.checkpoint_callback
+    assert isinstance(checkpoint, ModelCheckpoint)
+    test = trainer.test(
+        module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False
+    )
+    metrics = {k: float(v) for k, v in test[0].items()}
+    if checkpoint.best_model_score is not None:
+        metrics["best_val_acc"] = float(checkpoint.best_model_score)
     metrics["world_size"] = trainer.world_size
     if trainer.is_global_zero:
         save_weights(module.model.state_dict(), out_dir / "model.safetensors")
@@ -160,7 +165,9 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     return FitResult(out_dir=out_dir, metrics=metrics, epochs=trainer.current_epoch)
 
 
-def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module, MultimodalDataModule]:
+def load_trained(
+    run_dir: str | Path,
+) -> tuple[ExperimentConfig, MultimodalClassifier, MultimodalDataModule]:
     """Rebuild a trained model from a run folder (``config.yaml`` + ``model.safetensors``)."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import Tensor
 
 from polymodal.data.cache import cached_build
@@ -41,7 +42,7 @@ from polymodal.data.features import log_mel
 from polymodal.data.registry import register_dataset
 from polymodal.errors import ConfigError
 
-VERSION = "1"
+VERSION = "2"
 SPLITS = ("train", "val", "test")
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CLIP_SECONDS = 1.0
@@ -135,23 +136,23 @@ def _audio_features(
     labels: np.ndarray,
     config: AVDigitsConfig,
     rng: np.random.Generator,
-) -> Tensor:
-    """(N, 40, 101) log-mel features of noisy clips, one per label."""
+) -> tuple[Tensor, np.ndarray]:
+    """(N, 40, 101) log-mel features of noisy clips, one per label, and the voices used."""
     from polymodal.data.synth.acoustics import add_noise, room_reverb
     from polymodal.data.synth.speech import SAMPLE_RATE
 
     length = int(CLIP_SECONDS * SAMPLE_RATE)
     colors = ("white", "pink", "brown")
     clips = np.empty((len(labels), length), dtype=np.float32)
-    for i, label in enumerate(labels):
-        voice = int(rng.choice(voice_pool))
-        clip = _place(waves[(voice, int(label))], length, rng)
+    voices = rng.choice(voice_pool, size=len(labels))
+    for i, (label, voice) in enumerate(zip(labels, voices, strict=True)):
+        clip = _place(waves[(int(voice), int(label))], length, rng)
         if config.audio_rt60:
             clip = room_reverb(clip, config.audio_rt60, rng)
         color = colors[int(rng.integers(len(colors)))]
         clips[i] = add_noise(clip, config.audio_snr_db, rng, color=color)
     features = [log_mel(torch.from_numpy(chunk)) for chunk in np.array_split(clips, 10)]
-    return torch.cat(features)
+    return torch.cat(features), voices
 
 
 def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
@@ -170,6 +171,7 @@ def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
     voice_pools = dict(zip(SPLITS, _split_indices(len(voices), rng, fractions), strict=True))
     waves = _speak(config, voices)
     sizes = {}
+    provenance: dict[str, Tensor] = {}
     for offset, split in enumerate(SPLITS):
         split_rng = np.random.default_rng([config.seed, offset])
         n = config.size(split)
@@ -181,7 +183,10 @@ def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
         images = render_digits(
             sources[chosen], split_rng, config.image_noise, config.image_occlusion
         )
-        audio = _audio_features(waves, voice_pools[split], labels, config, split_rng)
+        audio, voices_used = _audio_features(waves, voice_pools[split], labels, config, split_rng)
+        # Which scan and which voice configuration each pair was made from.
+        provenance[f"{split}.image_source"] = torch.from_numpy(chosen)
+        provenance[f"{split}.voice"] = torch.from_numpy(voices_used)
         dataset = TensorDictDataset(
             {
                 "image": images.half(),
@@ -192,6 +197,7 @@ def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
         )
         dataset.save(folder / f"{split}.safetensors")
         sizes[split] = n
+    save_file(provenance, str(folder / "provenance.safetensors"))
     return {"sizes": sizes, "source_images": len(sources), "voices": len(voices)}
 
 
