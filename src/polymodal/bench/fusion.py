@@ -35,7 +35,7 @@ def experiment(fusion: str, seed: int, quick: bool) -> ExperimentConfig:
         "data": {"name": "av_digits", "options": data, "batch_size": 64},
         "model": {"fusion": fusion, "dim": 64},
         "optim": {"lr": 2e-3, "weight_decay": 1e-4},
-        "trainer": {"max_epochs": 3 if quick else 8, "patience": None, "progress_bar": False},
+        "trainer": {"max_epochs": 3 if quick else 4, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
     config.out_dir = str(home() / "bench" / "fusion" / params_key(config.to_dict()))

@@ -45,10 +45,12 @@ class ClassificationModule(L.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Any:
         return self.model(batch)
 
-    def on_train_epoch_start(self) -> None:
-        # Dropout and any other in-model randomness depend only on (seed, epoch,
-        # rank), never on how many steps ran before, so a resumed run matches.
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout and any other in-model randomness depend only on (seed, epoch, step,
+        # rank), never on what consumed the global generator before (data-loader
+        # start-up, validation, a restart), so a resumed run matches exactly.
+        step = self.current_epoch * 1_000_003 + batch_idx
+        torch.manual_seed(self.seed * 100_003 + step * 101 + self.global_rank)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits = self.model(batch).logits

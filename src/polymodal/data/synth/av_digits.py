@@ -57,9 +57,9 @@ class AVDigitsConfig:
     val: int = 1000
     test: int = 1000
     voices: int = 240
-    image_noise: float = 0.55
-    image_occlusion: int = 12
-    audio_snr_db: float = -9.0
+    image_noise: float = 0.35
+    image_occlusion: int = 6
+    audio_snr_db: float = -13.0
     audio_rt60: float | None = None
 
     def size(self, split: str) -> int:
