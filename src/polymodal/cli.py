@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a finished run",
         description="Accuracy and macro-F1 of a run folder's model.safetensors on its data.",
     )
-    evaluate.add_argument("run", metavar="CHECKPOINT", help="run folder written by `polymodal fit`")
+    evaluate.add_argument(
+        "run",
+        metavar="CHECKPOINT",
+        help="run folder written by `polymodal fit`, or one of its checkpoints/*.ckpt folders",
+    )
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -73,6 +73,8 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(home, tmp_path):
         torch.testing.assert_close(actual[name], tensor, rtol=0, atol=0)
 
     assert evaluate(resumed.out_dir)["test_acc"] == pytest.approx(resumed.metrics["test_acc"])
+    best = resumed.out_dir / "checkpoints" / "best.ckpt"
+    assert evaluate(best)["test_acc"] == pytest.approx(resumed.metrics["test_acc"])
 
 
 def test_two_process_gloo_ddp_training_runs(home, tmp_path):

@@ -23,6 +23,10 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 
+# Entries already verified by this process, with their manifest's modification time:
+# hashing every file again on each load would dominate short runs.
+_VERIFIED: dict[Path, float] = {}
+
 
 def home() -> Path:
     """The cache root: ``$POLYMODAL_HOME`` or ``~/.cache/polymodal``."""
@@ -49,6 +53,13 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
         return json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
+        return None
+
+
+def _manifest_time(folder: Path) -> float | None:
+    try:
+        return (folder / MANIFEST).stat().st_mtime
+    except OSError:
         return None
 
 
@@ -86,7 +97,11 @@ def cached_build(
         The folder holding the built files and ``manifest.json``.
     """
     folder = (root or home()) / kind / params_key({"version": version, **params})
+    stamp = _manifest_time(folder)
+    if stamp is not None and _VERIFIED.get(folder) == stamp:
+        return folder
     if _is_valid(folder, version, params):
+        _VERIFIED[folder] = _manifest_time(folder) or 0.0
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))

@@ -386,7 +386,9 @@ class PrefillFlops(NamedTuple):
         return 1.0 - self.pruned / self.full
 
 
-def prefill_flops(text_config: Any, text_tokens: int, visual_tokens: int, kept: int) -> PrefillFlops:
+def prefill_flops(
+    text_config: Any, text_tokens: int, visual_tokens: int, kept: int
+) -> PrefillFlops:
     """The language model's prefill FLOPs before and after keeping ``kept`` visual tokens.
 
     Args:

@@ -33,7 +33,7 @@ import argparse
 import copy
 import importlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,7 +297,7 @@ def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> d
 class FoldDataModule(MultimodalDataModule):
     """A :class:`MultimodalDataModule` over given train/val/test datasets."""
 
-    def __init__(self, config: ExperimentConfig, datasets: dict[str, Dataset[Any]]) -> None:
+    def __init__(self, config: ExperimentConfig, datasets: Mapping[str, Dataset[Any]]) -> None:
         super().__init__(config.data, seed=config.seed)
         self.datasets = dict(datasets)
 

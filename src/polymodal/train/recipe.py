@@ -27,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 from polymodal.data.contract import MODALITIES
 from polymodal.errors import ConfigError
 from polymodal.modules.classifier import MultimodalClassifier, build_classifier
-from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
+from polymodal.train.checkpoint import STATE, SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.classification import ClassificationModule
 from polymodal.train.config import ExperimentConfig, load_config, save_config
 from polymodal.train.datamodule import MultimodalDataModule
@@ -166,24 +166,34 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
 
 
 def load_trained(
-    run_dir: str | Path,
+    checkpoint: str | Path,
 ) -> tuple[ExperimentConfig, MultimodalClassifier, MultimodalDataModule]:
-    """Rebuild a trained model from a run folder (``config.yaml`` + ``model.safetensors``)."""
-    run_dir = Path(run_dir)
+    """Rebuild a trained model from a run folder or one of its checkpoint folders.
+
+    Args:
+        checkpoint: a run folder written by :func:`fit` (its ``model.safetensors``
+            holds the best epoch), or ``<run>/checkpoints/<name>.ckpt``.
+    """
+    path = Path(checkpoint)
+    in_checkpoints = (path / STATE).is_file()
+    run_dir = path.parent.parent if in_checkpoints else path
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a run folder: no config.yaml inside")
+        raise ConfigError(f"{path} is not a run or checkpoint folder: no {config_path} found")
     config = load_config(config_path)
     data = MultimodalDataModule(config.data, seed=config.seed)
     model = build_model(config, data)
-    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
+    weights = load_weights(path)
+    if in_checkpoints:  # Lightning prefixes the module's attribute name
+        weights = {k.removeprefix("model."): v for k, v in weights.items()}
+    model.load_state_dict(weights)
     return config, model.eval(), data
 
 
-def evaluate(run_dir: str | Path, split: str = "test") -> dict[str, float]:
-    """Accuracy and macro-F1 of a trained run on one split of its dataset."""
+def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:
+    """Accuracy and macro-F1 of a trained run (or checkpoint) on one split of its data."""
     _quiet_lightning()
-    config, model, data = load_trained(run_dir)
+    config, model, data = load_trained(checkpoint)
     module = ClassificationModule(model, num_classes=model.num_classes)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from polymodal.methods.divprune.select import cosine_distance
+
 
 def divprune_python(features: Tensor, keep: int) -> list[int]:
     """Greedy max-min picks of one sample with Python loops.
@@ -50,6 +52,8 @@ def divprune_python(features: Tensor, keep: int) -> list[int]:
 def divprune_loop(features: Tensor, keep: int) -> Tensor:
     """Greedy max-min picks of one sample, the published loop's way.
 
+    The distances are :func:`cosine_distance`'s; only the loop differs.
+
     Args:
         features: (M, D) visual tokens.
         keep: K.
@@ -57,9 +61,15 @@ def divprune_loop(features: Tensor, keep: int) -> Tensor:
     Returns:
         (K,) int64 picked indices in pick order.
     """
-    unit = F.normalize(features.float(), dim=-1)
-    distance = 1.0 - unit @ unit.T  # (M, M)
-    picks = torch.empty(keep, dtype=torch.long, device=features.device)
+    return published_greedy(cosine_distance(features[None])[0], keep)
+
+
+def published_greedy(distance: Tensor, keep: int) -> Tensor:
+    """The published loop on a given (M, M) distance matrix: (K,) picks in pick order.
+
+    Each pick recomputes every token's distance to the kept set from the kept rows.
+    """
+    picks = torch.empty(keep, dtype=torch.long, device=distance.device)
     for i in range(keep):
         if i == 0:
             scores = distance.topk(2, dim=0, largest=False).values[1]

@@ -62,6 +62,11 @@ def _check_count(num_tokens: int, keep: int) -> None:
 def cosine_distance(features: Tensor) -> Tensor:
     """Pairwise cosine distances ``1 - cos`` in float32, with an exact-zero diagonal.
 
+    Features are normalised in float32; the Gram matrix is computed in float32, or
+    in the features' own precision when they are 16-bit on a GPU (as a model
+    running in bf16/fp16 gives them), where a float32 product of 2880 tokens of
+    width 4096 would cost more than the whole greedy selection.
+
     Args:
         features: (B, M, D) token features (any floating dtype).
 
@@ -71,7 +76,9 @@ def cosine_distance(features: Tensor) -> Tensor:
     if features.dim() != 3:
         raise ValueError(f"features must have shape (B, M, D), got {tuple(features.shape)}")
     unit = F.normalize(features.float(), dim=-1)
-    distance = (1.0 - unit @ unit.transpose(1, 2)).clamp_(min=0.0)  # (B, M, M)
+    if features.is_cuda and features.dtype in (torch.float16, torch.bfloat16):
+        unit = unit.to(features.dtype)
+    distance = (1.0 - (unit @ unit.transpose(1, 2)).float()).clamp_(min=0.0)  # (B, M, M)
     distance.diagonal(dim1=1, dim2=2).zero_()
     return distance
 
@@ -106,17 +113,33 @@ def greedy_max_min(distance: Tensor, keep: int) -> Tensor:
     return order
 
 
-def divprune(features: Tensor, keep: int) -> Tensor:
+def divprune(features: Tensor, keep: int, backend: str = "auto") -> Tensor:
     """DivPrune's kept tokens (see the module doc).
 
     Args:
         features: (B, M, D) visual tokens after the projector.
         keep: K, how many to keep (see :func:`keep_count`).
+        backend: ``"torch"`` (the batched loop of :func:`greedy_max_min`),
+            ``"triton"`` (one CUDA kernel for all picks, see
+            :mod:`.triton_greedy`) or ``"auto"`` (Triton on CUDA when installed).
+            Both give the same picks.
 
     Returns:
         (B, K) int64 indices, sorted ascending.
     """
-    return greedy_max_min(cosine_distance(features), keep).sort(dim=-1).values
+    from polymodal.methods.divprune import triton_greedy
+
+    distance = cosine_distance(features)
+    if backend == "auto":
+        backend = "triton" if triton_greedy.available(features.device) else "torch"
+    if backend == "triton":
+        _check_count(features.shape[1], keep)
+        order = triton_greedy.greedy_max_min_triton(distance, keep)
+    elif backend == "torch":
+        order = greedy_max_min(distance, keep)
+    else:
+        raise ConfigError(f"unknown DivPrune backend {backend!r}; use auto, torch or triton")
+    return order.sort(dim=-1).values
 
 
 def random_tokens(

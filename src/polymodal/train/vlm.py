@@ -1,0 +1,448 @@
+"""Training a small LLaVA-style VLM on Shapes-VQA: the VQA recipe.
+
+The model is a ``transformers.LlavaForConditionalGeneration`` built from
+:class:`polymodal.hf.llava.SmallLlavaConfig` with random weights. Each item
+becomes one left-padded sequence::
+
+    <bos> <image>×M  question words ?  answer <eos>
+    └──────── prompt (no loss) ───────┘└ loss ┘
+
+so the loss is on the answer token (and the closing ``<eos>``) only, and the
+answer is the greedy next token after the prompt. Images are normalised with
+CLIP's pixel mean and standard deviation, as LLaVA's processor does.
+
+A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
+``model.safetensors`` (the weights after the last epoch), ``metrics.json`` (test
+accuracy, overall and per question type) and Lightning's ``checkpoints/``
+(safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
+keeps one run per config under the polymodal cache, so a bench trains it once.
+
+Run from the shell::
+
+    python -m polymodal.train.vlm configs/shapes_vlm.yaml [section.key=value ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+import yaml
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from polymodal.data.cache import home, params_key
+from polymodal.data.synth.shapes_vqa import (
+    ANSWERS,
+    BOS,
+    EOS,
+    IMAGE,
+    PAD,
+    QUESTION_TYPES,
+    ShapesVQA,
+    load_shapes_vqa,
+)
+from polymodal.errors import ConfigError
+from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
+from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
+from polymodal.train.config import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    apply_overrides,
+    from_dict,
+)
+from polymodal.train.datamodule import EpochSeededSampler
+
+PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
+PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+"""CLIP's image normalisation (what LLaVA's processor applies)."""
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class VLMModelConfig:
+    """Sizes of the small LLaVA (see :class:`~polymodal.hf.llava.SmallLlavaConfig`)."""
+
+    patch_size: int = 8
+    vision_hidden: int = 128
+    vision_layers: int = 2
+    text_hidden: int = 128
+    text_layers: int = 3
+    heads: int = 4
+    mlp_ratio: int = 2
+
+
+@dataclass
+class VLMConfig:
+    """One VLM training run: ``data:``, ``model:``, ``optim:`` and ``trainer:`` sections."""
+
+    name: str = "shapes-vlm"
+    seed: int = 0
+    out_dir: str = "runs/shapes_vlm"
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="shapes_vqa"))
+    model: VLMModelConfig = field(default_factory=VLMModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, weight_decay=0.01))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(max_epochs=3, patience=None, progress_bar=True)
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> VLMConfig:
+    """Read a VLM YAML config (defaults when ``path`` is None) plus dotted overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+    config = from_dict(VLMConfig, apply_overrides(values, overrides))
+    if config.data.name != "shapes_vqa":
+        raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
+    return config
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class PromptFormat(NamedTuple):
+    """Token ids the VQA sequences are made of.
+
+    Attributes:
+        bos, eos, pad, image: special token ids.
+        num_visual_tokens: M, the ``<image>`` placeholders per prompt.
+        answer_ids: (A,) token id of each entry of ``ANSWERS``.
+    """
+
+    bos: int
+    eos: int
+    pad: int
+    image: int
+    num_visual_tokens: int
+    answer_ids: Tensor
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, num_visual_tokens: int) -> PromptFormat:
+        ids = [tokenizer.token_to_id(t) for t in (BOS, EOS, PAD, IMAGE)]
+        answers = torch.tensor([tokenizer.token_to_id(a) for a in ANSWERS])
+        return cls(*ids, num_visual_tokens, answers)
+
+
+@dataclass
+class VQABatch:
+    """A batch of VQA sequences (left-padded; every row ends ``answer <eos>``).
+
+    Attributes:
+        input_ids: (B, T) prompt, answer and ``<eos>``.
+        attention_mask: (B, T) 1 on tokens, 0 on padding.
+        labels: (B, T) the answer and ``<eos>``, -100 elsewhere.
+        pixel_values: (B, 3, H, W) normalised images.
+        answer_ids: (B,) token id of the answer.
+        question_type: (B,) index into ``QUESTION_TYPES``.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+    pixel_values: Tensor
+    answer_ids: Tensor
+    question_type: Tensor
+
+    def prompt(self) -> tuple[Tensor, Tensor]:
+        """(B, T − 2) prompt ids and mask: the sequences without ``answer <eos>``."""
+        return self.input_ids[:, :-2], self.attention_mask[:, :-2]
+
+
+def normalize_pixels(image: Tensor) -> Tensor:
+    """(B, 3, H, W) images in [0, 1] -> CLIP-normalised ``pixel_values``."""
+    mean = image.new_tensor(PIXEL_MEAN).view(1, 3, 1, 1)
+    std = image.new_tensor(PIXEL_STD).view(1, 3, 1, 1)
+    return (image - mean) / std
+
+
+class VQACollator:
+    """Turns Shapes-VQA samples into a :class:`VQABatch`."""
+
+    def __init__(self, fmt: PromptFormat) -> None:
+        self.fmt = fmt
+
+    def __call__(self, samples: Sequence[dict[str, Tensor]]) -> VQABatch:
+        fmt = self.fmt
+        answers = fmt.answer_ids[torch.stack([s["label"] for s in samples])]  # (B,)
+        rows = []
+        for sample, answer in zip(samples, answers.tolist(), strict=True):
+            words = sample["text_ids"][sample["text_ids"] != fmt.pad].tolist()
+            rows.append([fmt.bos] + [fmt.image] * fmt.num_visual_tokens + words + [answer, fmt.eos])
+        length = max(map(len, rows))
+        input_ids = torch.full((len(rows), length), fmt.pad, dtype=torch.long)
+        attention_mask = torch.zeros(len(rows), length, dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, length - len(row) :] = torch.tensor(row)
+            attention_mask[i, length - len(row) :] = 1
+        labels = torch.full_like(input_ids, -100)
+        labels[:, -2:] = input_ids[:, -2:]  # answer and <eos>
+        return VQABatch(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            pixel_values=normalize_pixels(torch.stack([s["image"] for s in samples])),
+            answer_ids=answers,
+            question_type=torch.stack([s["question_type"] for s in samples]),
+        )
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def small_llava_config(model: VLMModelConfig, tokenizer: Any, image_size: int) -> SmallLlavaConfig:
+    """The :class:`SmallLlavaConfig` of ``model`` for a tokenizer and image size."""
+    return SmallLlavaConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        image_token_id=tokenizer.token_to_id(IMAGE),
+        pad_token_id=tokenizer.token_to_id(PAD),
+        bos_token_id=tokenizer.token_to_id(BOS),
+        eos_token_id=tokenizer.token_to_id(EOS),
+        image_size=image_size,
+        **dataclasses.asdict(model),
+    )
+
+
+@torch.no_grad()
+def predict_answers(model: Any, batch: VQABatch) -> Tensor:
+    """The model's greedy answer token for each prompt: (B,) ids (our own forward)."""
+    input_ids, attention_mask = batch.prompt()
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions_from_mask(attention_mask),
+        pixel_values=batch.pixel_values,
+        logits_to_keep=1,
+        use_cache=False,
+    )
+    return out.logits[:, -1].argmax(dim=-1)
+
+
+class VQAAccuracy(NamedTuple):
+    """Exact-match accuracy, overall and per question type."""
+
+    overall: float
+    per_type: dict[str, float]
+
+
+def accuracy_by_type(correct: Tensor, question_type: Tensor) -> VQAAccuracy:
+    """Accuracy from (N,) bool ``correct`` and (N,) ``question_type``."""
+    per_type = {
+        name: float(correct[question_type == i].float().mean())
+        for i, name in enumerate(QUESTION_TYPES)
+        if bool((question_type == i).any())
+    }
+    return VQAAccuracy(float(correct.float().mean()), per_type)
+
+
+class VQAModule(L.LightningModule):
+    """Answer-token cross-entropy training of a ``LlavaForConditionalGeneration``.
+
+    Args:
+        model: the VLM.
+        optim: AdamW settings.
+        max_epochs: length of the cosine schedule (in epochs).
+        seed: base of the per-epoch reseeding (exact resumes).
+    """
+
+    def __init__(self, model: Any, optim: OptimConfig, max_epochs: int, seed: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.optim = optim
+        self.max_epochs = max_epochs
+        self.seed = seed
+        self._outcomes: list[tuple[Tensor, Tensor]] = []
+
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
+
+    def training_step(self, batch: VQABatch, batch_idx: int) -> Tensor:
+        out = self.model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=positions_from_mask(batch.attention_mask),
+            pixel_values=batch.pixel_values,
+            labels=batch.labels,
+            use_cache=False,
+        )
+        self.log("train_loss", out.loss, prog_bar=True, batch_size=batch.input_ids.shape[0])
+        return out.loss
+
+    def _score(self, batch: VQABatch) -> None:
+        correct = predict_answers(self.model, batch) == batch.answer_ids
+        self._outcomes.append((correct.cpu(), batch.question_type.cpu()))
+
+    def _accuracy(self) -> VQAAccuracy:
+        correct = torch.cat([c for c, _ in self._outcomes])
+        kinds = torch.cat([k for _, k in self._outcomes])
+        self._outcomes.clear()
+        return accuracy_by_type(correct, kinds)
+
+    def validation_step(self, batch: VQABatch, batch_idx: int) -> None:
+        self._score(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val_acc", self._accuracy().overall, prog_bar=True)
+
+    def test_step(self, batch: VQABatch, batch_idx: int) -> None:
+        self._score(batch)
+
+    def on_test_epoch_end(self) -> None:
+        accuracy = self._accuracy()
+        self.log("test_acc", accuracy.overall)
+        for name, value in accuracy.per_type.items():
+            self.log(f"test_acc_{name}", value)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
+        )
+        steps = int(self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.optim.lr, total_steps=steps, pct_start=0.05
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+class TrainedVLM(NamedTuple):
+    """A trained VLM and what it needs to answer questions."""
+
+    model: Any
+    tokenizer: Any
+    fmt: PromptFormat
+    config: VLMConfig
+    metrics: dict[str, float]
+    run_dir: Path
+
+
+def _datasets(config: VLMConfig) -> dict[str, ShapesVQA]:
+    return {s: load_shapes_vqa(s, **config.data.options) for s in ("train", "val", "test")}
+
+
+def _loader(
+    dataset: Dataset[Any], collator: VQACollator, config: VLMConfig, shuffle: bool
+) -> DataLoader[Any]:
+    sampler = EpochSeededSampler(len(dataset), config.seed) if shuffle else None  # type: ignore[arg-type]
+    return DataLoader(
+        dataset,
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=config.data.num_workers,
+    )
+
+
+def fit_vlm(config: VLMConfig) -> TrainedVLM:
+    """Train the VLM a config describes, test it, and write its run folder.
+
+    Returns:
+        The :class:`TrainedVLM` (model in eval mode) with its test metrics.
+    """
+    from polymodal.train.recipe import _quiet_lightning
+
+    _quiet_lightning()
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = _datasets(config)
+    tokenizer = data["train"].tokenizer
+    image_size = int(data["train"][0]["image"].shape[-1])
+    spec = small_llava_config(config.model, tokenizer, image_size)
+    model = build_small_llava(spec, seed=config.seed)
+    fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
+    collator = VQACollator(fmt)
+    module = VQAModule(model, config.optim, config.trainer.max_epochs, config.seed)
+    t = config.trainer
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=t.precision,  # type: ignore[arg-type]
+        logger=False,
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints")],
+        plugins=[SafetensorsCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+    )
+    trainer.fit(
+        module,
+        train_dataloaders=_loader(data["train"], collator, config, shuffle=True),
+        val_dataloaders=_loader(data["val"], collator, config, shuffle=False),
+    )
+    tested = trainer.test(
+        module, dataloaders=_loader(data["test"], collator, config, shuffle=False), verbose=False
+    )
+    metrics = {k: float(v) for k, v in tested[0].items()}
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (out_dir / "llava_config.json").write_text(json.dumps(spec.to_dict(), indent=2))
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    save_weights(model.state_dict(), out_dir / "model.safetensors")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir)
+
+
+def load_vlm(run_dir: str | Path) -> TrainedVLM:
+    """Rebuild a trained VLM from its run folder (nothing is downloaded)."""
+    from tokenizers import Tokenizer
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise ConfigError(f"{run_dir} is not a finished VLM run (no metrics.json inside)")
+    config = load_vlm_config(run_dir / "config.yaml")
+    spec = SmallLlavaConfig(**json.loads((run_dir / "llava_config.json").read_text()))
+    model = build_small_llava(spec)
+    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
+    tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, run_dir)
+
+
+def cached_vlm(config: VLMConfig) -> TrainedVLM:
+    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<config key>``.
+
+    ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
+    killed midway) is trained again from scratch.
+    """
+    key = params_key({k: v for k, v in config.to_dict().items() if k != "out_dir"})
+    run_dir = home() / "vlm" / key
+    if (run_dir / "metrics.json").is_file():
+        return load_vlm(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m polymodal.train.vlm CONFIG [overrides]``: train and print test metrics."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(__doc__)
+        return 2
+    result = fit_vlm(load_vlm_config(args[0], args[1:]))
+    print(json.dumps({"out_dir": str(result.run_dir), **result.metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
