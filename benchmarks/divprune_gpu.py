@@ -56,6 +56,7 @@ def language_model(tiny: bool, device: torch.device, dtype: torch.dtype) -> Any:
     """A Llama/Vicuna-7B-shaped causal LM with random weights (tiny: a toy of it)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    shape: dict[str, Any]
     if tiny:
         shape = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2}
         shape |= {"num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 1000}
@@ -64,14 +65,9 @@ def language_model(tiny: bool, device: torch.device, dtype: torch.dtype) -> Any:
         shape |= {"num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000}
     config = LlamaConfig(**shape, max_position_embeddings=4096, pad_token_id=0, eos_token_id=2)
     torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with device:
-            model = LlamaForCausalLM(config)
-    finally:
-        torch.set_default_dtype(previous)
-    return model.eval()
+    with device:
+        model: Any = LlamaForCausalLM(config)
+    return model.to(dtype).eval()
 
 
 def timed(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 1) -> float:
@@ -143,9 +139,10 @@ def measure(model: Any, setting: Setting, batch: int, args: argparse.Namespace) 
     measured = selection_times(visual, setting.kept, device, args.repeats)
     selection = measured["times"]
     full = prompt(batch, visual, model, device)
+    backend = "triton" if "triton" in selection else "torch"
 
     def pruned_inputs() -> tuple[torch.Tensor, torch.Tensor]:
-        kept = divprune(visual, setting.kept)  # (B, K) sorted
+        kept = divprune(visual, setting.kept, backend=backend)  # (B, K) sorted
         chosen = visual.gather(1, kept[..., None].expand(-1, -1, width))
         return prompt(batch, chosen, model, device)
 
@@ -178,6 +175,7 @@ def measure(model: Any, setting: Setting, batch: int, args: argparse.Namespace) 
         **asdict(setting),
         "batch": batch,
         "selection_ms": {k: round(v * 1e3, 3) for k, v in selection.items()},
+        "e2e_selection_backend": backend,
         "selection_pct_of_prefill": round(100 * best / prefill_full, 2),
         "same_picks_as_published": measured["same_picks_as_published"],
         "prefill_full_ms": round(prefill_full * 1e3, 2),

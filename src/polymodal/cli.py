@@ -178,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="DIR", help="report folder (default runs/bench-<time>)")
     bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
     bench.set_defaults(func=cmd_bench)
+
+    from polymodal.analysis.contribution.cli import add_contribution_parser
+    from polymodal.train.kfold import add_cv_parser
+
+    add_cv_parser(commands)
+    analyze = commands.add_parser("analyze", help="model-agnostic analyses of a trained model")
+    analyses = analyze.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS")
+    add_contribution_parser(analyses)
     return parser
 
 

@@ -10,7 +10,7 @@ from polymodal.errors import ConfigError
 _CHECKS: dict[str, ClaimCheck] = {}
 
 # Modules that register checks on import, in report order.
-_PROVIDERS = ("polymodal.bench.fusion",)
+_PROVIDERS = ("polymodal.bench.fusion", "polymodal.methods.divprune.claim")
 
 
 def register(check: ClaimCheck) -> ClaimCheck:

@@ -33,22 +33,19 @@ import argparse
 import copy
 import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from polymodal.data.contract import MODALITIES, collate
-from polymodal.data.registry import build_dataset
 from polymodal.errors import ConfigError
-from polymodal.train.checkpoint import load_weights, save_weights
 from polymodal.train.config import ExperimentConfig, load_config, save_config
-from polymodal.train.datamodule import MultimodalDataModule
+
+if TYPE_CHECKING:  # torch and Lightning load on first use, so `polymodal --help` stays fast
+    from torch import Tensor, nn
+    from torch.utils.data import Dataset
 
 DEFAULT_BUILDER = "polymodal.modules.classifier:build_classifier"
 METRICS = ("accuracy", "macro_f1", "mcc", "pr_auc")
@@ -95,6 +92,10 @@ def pool_dataset(
     Raises:
         ConfigError: unknown dataset or options (from the registry).
     """
+    from torch.utils.data import ConcatDataset
+
+    from polymodal.data.registry import build_dataset
+
     parts = [build_dataset(config.data.name, s, **config.data.options) for s in splits]
     labels, groups = [], []
     offset = 0
@@ -128,7 +129,7 @@ def patient_folds(
     Raises:
         ConfigError: fewer than 2 folds, or a class with fewer patients than folds.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if folds < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, got {folds}")
@@ -139,9 +140,13 @@ def patient_folds(
                 f"class {int(label)} has {patients} patients, fewer than the {folds} folds; "
                 "use fewer folds or more data"
             )
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     dummy = np.zeros(len(labels))
-    return [np.sort(test) for _, test in splitter.split(dummy, labels, groups)]
+    if len(np.unique(groups)) == len(groups):  # one sample per patient: the plain (fast) splitter
+        splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(dummy, labels)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = splitter.split(dummy, labels, groups)
+    return [np.sort(test) for _, test in splits]
 
 
 def carve_validation(
@@ -194,6 +199,8 @@ def build_from_config(
         sample: one sample of the training data.
         num_classes: number of classes C.
     """
+    from polymodal.data.contract import MODALITIES
+
     options = dict(config.model.options)
     builder = resolve_builder(str(options.pop("builder", DEFAULT_BUILDER)))
     options.pop("num_classes", None)
@@ -225,6 +232,9 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module]:
 
     Works for runs of ``polymodal fit`` and for the fold folders of ``polymodal cv``.
     """
+    from polymodal.data.registry import build_dataset
+    from polymodal.train.checkpoint import load_weights
+
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder: no config.yaml inside")
@@ -254,16 +264,21 @@ def _run_classes(run_dir: Path, config: ExperimentConfig, train: Dataset[Any]) -
 # ----------------------------------------------------------------------------- metrics
 
 
-@torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset[Any], batch_size: int = 64) -> tuple[Tensor, Tensor]:
     """Class probabilities (S, C) and labels (S,) of a model on a dataset."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from polymodal.data.contract import collate
+
     model.eval()
     probs, labels = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-        out = model(batch)
-        logits = out if isinstance(out, Tensor) else out.logits
-        probs.append(logits.float().softmax(dim=-1))
-        labels.append(batch["label"])
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+            out = model(batch)
+            logits = out if isinstance(out, torch.Tensor) else out.logits
+            probs.append(logits.float().softmax(dim=-1))
+            labels.append(batch["label"])
     return torch.cat(probs), torch.cat(labels)
 
 
@@ -292,14 +307,6 @@ def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> d
 
 
 # ----------------------------------------------------------------------------- training
-
-
-class FoldDataModule(MultimodalDataModule):
-    """A :class:`MultimodalDataModule` over given train/val/test datasets."""
-
-    def __init__(self, config: ExperimentConfig, datasets: Mapping[str, Dataset[Any]]) -> None:
-        super().__init__(config.data, seed=config.seed)
-        self.datasets = dict(datasets)
 
 
 @dataclass
@@ -347,8 +354,11 @@ def fit_fold(
     """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import Subset
 
+    from polymodal.train.checkpoint import load_weights, save_weights
     from polymodal.train.classification import ClassificationModule
+    from polymodal.train.datamodule import MultimodalDataModule
     from polymodal.train.recipe import LAST, _quiet_lightning, _trainer
 
     out_dir = Path(config.out_dir)
@@ -358,7 +368,8 @@ def fit_fold(
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     parts = {split: Subset(pool.dataset, idx.tolist()) for split, idx in indices.items()}
-    data = FoldDataModule(config, parts)
+    data = MultimodalDataModule(config.data, seed=config.seed)
+    data.datasets.update(parts)  # the data module serves these instead of building splits
     model = build_from_config(config, parts["train"][0], pool.num_classes)
     module = ClassificationModule(
         model, pool.num_classes, config.optim, config.trainer.max_epochs, seed=config.seed

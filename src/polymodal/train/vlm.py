@@ -135,9 +135,14 @@ class PromptFormat(NamedTuple):
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, num_visual_tokens: int) -> PromptFormat:
-        ids = [tokenizer.token_to_id(t) for t in (BOS, EOS, PAD, IMAGE)]
-        answers = torch.tensor([tokenizer.token_to_id(a) for a in ANSWERS])
-        return cls(*ids, num_visual_tokens, answers)
+        return cls(
+            bos=tokenizer.token_to_id(BOS),
+            eos=tokenizer.token_to_id(EOS),
+            pad=tokenizer.token_to_id(PAD),
+            image=tokenizer.token_to_id(IMAGE),
+            num_visual_tokens=num_visual_tokens,
+            answer_ids=torch.tensor([tokenizer.token_to_id(a) for a in ANSWERS]),
+        )
 
 
 @dataclass

@@ -90,7 +90,14 @@ def test_cosine_distance_ignores_scale_and_has_a_zero_diagonal() -> None:
 
 @pytest.mark.parametrize(
     ("tokens", "ratio", "expected"),
-    [(576, 0.098, 56), (2880, 0.098, 282), (64, 0.1, 6), (64, 0.05, 3), (64, 1.0, 64), (10, 0.01, 1)],
+    [
+        (576, 0.098, 56),
+        (2880, 0.098, 282),
+        (64, 0.1, 6),
+        (64, 0.05, 3),
+        (64, 1.0, 64),
+        (10, 0.01, 1),
+    ],
 )
 def test_keep_count_rounds_ratio_times_tokens(tokens: int, ratio: float, expected: int) -> None:
     assert keep_count(tokens, ratio) == expected

@@ -64,7 +64,8 @@ ANSWERS = (*COLORS, *SHAPES, *NUMBERS, "yes", "no")
 PAD, UNK, BOS, EOS, IMAGE = "<pad>", "<unk>", "<bos>", "<eos>", "<image>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS, IMAGE)
 _TEMPLATE_WORDS = (
-    *"what color is the shape object how many objects are there a left of ?".split(),
+    *("what", "color", "is", "the", "shape", "object", "how", "many", "objects"),
+    *("are", "there", "a", "left", "of", "?"),
 )
 TEXT_LENGTH = 12
 """Stored length of ``text_ids`` (the longest question has 11 tokens)."""
@@ -338,9 +339,11 @@ class ShapesVQA(Dataset[dict[str, Tensor]]):
         return " ".join(self.tokenizer.id_to_token(i) for i in ids)
 
 
-@register_dataset("shapes_vqa")
 def load_shapes_vqa(split: str, **options: Any) -> ShapesVQA:
     """The ``split`` of Shapes-VQA built with ``options`` (see :class:`ShapesVQAConfig`)."""
     if split not in SPLITS:
         raise ConfigError(f"Shapes-VQA has splits {SPLITS}, not {split!r}")
     return ShapesVQA(build_shapes_vqa(**options), split)
+
+
+register_dataset("shapes_vqa")(load_shapes_vqa)

@@ -1,28 +1,22 @@
 """Offline, bit-reproducible speech synthesis with espeak-ng.
 
 espeak-ng ships inside the ``espeakng-loader`` wheel (shared library plus voice
-data) and is driven here through ``ctypes``; nothing is installed system-wide and
+data) and is driven through ``ctypes``; nothing is installed system-wide and
 nothing is downloaded.
 
 Reproducibility. espeak-ng keeps hidden static state from one utterance to the
-next inside a process (e.g. a pitch-flutter index in ``wavegen.c``) and draws from
-libc ``rand()``, so synthesising the same text twice in one process gives different
-audio, even after re-seeding. Every utterance is therefore synthesised in a fresh
-``fork()`` of a worker that has initialised espeak-ng and loaded the ``en`` voice
-but never spoken: the child seeds ``espeak_ng_SetRandSeed`` and libc ``srand``,
-speaks, sends its samples back and exits. The same (text, voice, seed) then gives
-bit-identical audio whatever the batch, its order or the number of workers.
+next inside a process and draws from libc ``rand()``, so synthesising the same text
+twice in one process gives different audio, even after re-seeding. Every utterance
+is therefore spoken by a fresh ``fork()`` of a worker that has initialised
+espeak-ng but never spoken (:mod:`polymodal.data.synth.espeak_worker`); the same
+(text, voice, seed) then gives bit-identical audio whatever the batch, its order or
+the number of workers.
 
-Worker processes. Workers are fresh interpreters (``subprocess``, never a fork of
-the caller, which may hold torch and OpenMP threads, and not ``multiprocessing``,
-whose spawned children re-import the caller's ``__main__``). Each one runs this very
-file as a script with ``python -I -S``, so it holds only what it needs: the cost of
-``fork()`` and of the child's exit grows with the memory the forking process has
-touched (measured on a 2-core VM: a worker of 14 MB spends 4.4 ms of CPU per word,
-one of 22 MB 5.8 ms, and with scipy imported a bare fork takes 10 ms). Hence the
-module imports only a few standard-library modules at module level; numpy, scipy,
-tqdm and the rest are imported inside the functions that run in the caller's
-process, which resamples the 22 050 Hz espeak output to 16 kHz and trims silence.
+Worker processes are fresh interpreters (``subprocess``; never a fork of the
+caller, which may hold torch and OpenMP threads, and not ``multiprocessing``,
+whose spawned children re-import the caller's ``__main__``). The caller resamples
+their 22 050 Hz output to 16 kHz and trims silence. This module imports numpy,
+scipy and tqdm lazily, so importing it stays cheap.
 
 Example::
 
@@ -35,17 +29,15 @@ Example::
 
 from __future__ import annotations
 
-# Only what the worker program needs is imported here (see the module docstring).
 import contextlib
-import ctypes
 import itertools
 import os
-import signal
-import struct
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from polymodal.data.synth import espeak_worker as protocol
 
 if TYPE_CHECKING:
     import queue
@@ -88,19 +80,6 @@ _INSTALL_HINT = "install it with `pip install espeakng-loader` (or `pip install 
 _IN_FLIGHT = 4  # requests queued per worker, so a worker never waits for the next one
 _TRIM_RELATIVE = 1e-3  # trim threshold: -60 dB below the clip's peak
 _PROGRESS_MIN = 200  # show a progress bar above this many utterances
-
-# espeak-ng constants (speak_lib.h)
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH = 1, 2, 3
-
-# Worker protocol. Request: header then voice name and text (UTF-8).
-# Reply: stage (0 = ok, see _STAGES), error code, payload size, then int16 samples.
-_REQUEST = struct.Struct("<QiiiII")  # seed, pitch, rate, volume, len(voice), len(text)
-_REPLY = struct.Struct("<iiq")  # stage, code, n_bytes
-_HELLO = struct.Struct("<i")  # espeak_Initialize's result: the sample rate, or < 0
-_STAGES = {1: "voice", 2: "synthesis", 3: "child process"}
 
 
 def _check_range(what: str, value: object, bounds: tuple[int, int]) -> None:
@@ -308,122 +287,6 @@ def sample_voices(
 
 
 # --------------------------------------------------------------------------------------
-# The worker program (runs as `python -I -S speech.py --serve LIB DATA`; standard library only)
-# --------------------------------------------------------------------------------------
-
-
-def _read_exact(fd: int, n: int) -> bytes:
-    parts = []
-    while n:
-        part = os.read(fd, n)
-        if not part:
-            raise EOFError
-        parts.append(part)
-        n -= len(part)
-    return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _speak(lib: Any, libc: Any, chunks: list[bytes], request: tuple[Any, ...]) -> bytes:
-    """Synthesise one request in a freshly forked child; the reply message."""
-    seed, pitch, rate, volume, voice, text = request
-    lib.espeak_ng_SetRandSeed(seed)
-    libc.srand(seed)
-    status = lib.espeak_SetVoiceByName(voice)
-    if status != 0:
-        return _REPLY.pack(1, status, 0)
-    for param, value in ((_PARAM_RATE, rate), (_PARAM_VOLUME, volume), (_PARAM_PITCH, pitch)):
-        lib.espeak_SetParameter(param, value, 0)
-    status = lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-    status = status or lib.espeak_Synchronize()
-    if status != 0:
-        return _REPLY.pack(2, status, 0)
-    audio = b"".join(chunks)
-    return _REPLY.pack(0, 0, len(audio)) + audio
-
-
-def _serve(library: str, data: str) -> None:
-    """Answer requests on stdin with replies on stdout, one fork per request.
-
-    The child writes its reply itself (header and samples in one piece), which saves
-    a copy through the worker; the worker only writes a reply when the child failed
-    before writing anything.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    try:
-        lib = ctypes.CDLL(library)
-        libc = ctypes.CDLL(None)
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), 0)
-    except OSError as exc:
-        print(f"cannot load espeak-ng from {library}: {exc}", file=sys.stderr)
-        sample_rate = -1
-    _write_all(stdout, _HELLO.pack(sample_rate))
-    if sample_rate <= 0:
-        return
-    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-    libc.srand.argtypes = [ctypes.c_uint]
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_uint,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-    ]
-    chunks: list[bytes] = []  # filled by the callback, only ever in a child
-
-    def on_audio(wave: Any, n_samples: int, events: Any) -> int:
-        if n_samples > 0:
-            chunks.append(ctypes.string_at(wave, 2 * n_samples))  # int16 samples
-        return 0  # continue
-
-    callback_type = ctypes.CFUNCTYPE(
-        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-    )
-    callback = callback_type(on_audio)
-    lib.espeak_SetSynthCallback(callback)
-    lib.espeak_SetVoiceByName(b"en")  # loads the phoneme tables and English dictionary once
-
-    while True:
-        try:
-            header = _read_exact(stdin, _REQUEST.size)
-        except EOFError:
-            return  # the parent closed our stdin
-        seed, pitch, rate, volume, n_voice, n_text = _REQUEST.unpack(header)
-        voice = _read_exact(stdin, n_voice)
-        text = _read_exact(stdin, n_text)
-        pid = os.fork()
-        if pid == 0:  # child: speak once, reply straight to the caller, exit without cleanup
-            code = 1  # nothing written
-            try:
-                reply = _speak(lib, libc, chunks, (seed, pitch, rate, volume, voice, text))
-                code = 2  # writing
-                _write_all(stdout, reply)
-                code = 0
-            except BaseException as exc:
-                print(f"espeak-ng worker child: {exc!r}", file=sys.stderr, flush=True)
-            finally:
-                os._exit(code)
-        _, wait_status = os.waitpid(pid, 0)
-        if os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 1:
-            _write_all(stdout, _REPLY.pack(3, wait_status, 0))  # the child failed before replying
-        elif wait_status != 0:
-            # the child died, possibly halfway through its reply: the stream cannot be trusted
-            sys.exit(f"espeak-ng worker: child process died (wait status {wait_status})")
-
-
-# --------------------------------------------------------------------------------------
 # The caller's side
 # --------------------------------------------------------------------------------------
 
@@ -434,7 +297,7 @@ class _Worker:
     def __init__(self, library: str, data: str) -> None:
         import subprocess
 
-        program = os.path.abspath(__file__)
+        program = os.path.abspath(protocol.__file__)
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", program, "--serve", library, data],
             stdin=subprocess.PIPE,
@@ -447,20 +310,24 @@ class _Worker:
     def hello(self) -> int:
         """espeak-ng's sample rate as reported by the worker (blocks until it is up)."""
         try:
-            return int(_HELLO.unpack(_read_exact(self.stdout, _HELLO.size))[0])
+            return int(
+                protocol.HELLO.unpack(protocol.read_exact(self.stdout, protocol.HELLO.size))[0]
+            )
         except EOFError:
             return -1
 
     def send(self, request: bytes) -> None:
-        _write_all(self.stdin, request)
+        protocol.write_all(self.stdin, request)
 
     def receive(self) -> tuple[int, int, bytes]:
         """(stage, code, int16 bytes) of the oldest pending request."""
         try:
-            stage, code, n_bytes = _REPLY.unpack(_read_exact(self.stdout, _REPLY.size))
-            if stage not in (0, *_STAGES) or not 0 <= n_bytes < 1 << 34:
+            stage, code, n_bytes = protocol.REPLY.unpack(
+                protocol.read_exact(self.stdout, protocol.REPLY.size)
+            )
+            if stage not in (0, *protocol.STAGES) or not 0 <= n_bytes < 1 << 34:
                 raise RuntimeError(f"espeak-ng worker {self.process.pid} sent a malformed reply")
-            return stage, code, _read_exact(self.stdout, n_bytes)
+            return stage, code, protocol.read_exact(self.stdout, n_bytes)
         except EOFError:
             raise RuntimeError(
                 f"espeak-ng worker {self.process.pid} exited unexpectedly "
@@ -483,7 +350,7 @@ class _Worker:
 def _encode(utterance: Utterance) -> bytes:
     voice, text = utterance.voice, utterance.text.encode()
     name = voice.name.encode()
-    header = _REQUEST.pack(
+    header = protocol.REQUEST.pack(
         utterance.seed, voice.pitch, voice.rate, voice.volume, len(name), len(text)
     )
     return header + name + text
@@ -692,7 +559,7 @@ def _item_error(utterance: Utterance, stage: int, code: int) -> Exception:
             "voices with polymodal.data.synth.speech.languages() and variants()"
         )
     return RuntimeError(
-        f"espeak-ng {_STAGES.get(stage, 'worker')} failed (code {code}) on {utterance!r}"
+        f"espeak-ng {protocol.STAGES.get(stage, 'worker')} failed (code {code}) on {utterance!r}"
     )
 
 
@@ -837,10 +704,3 @@ def synthesize(
     if len(offsets) != len(items) + 1 or offsets[-1] != len(samples):
         raise RuntimeError(f"cached speech in {folder} is inconsistent; delete the folder")
     return [samples[a:b] for a, b in itertools.pairwise(offsets.tolist())]
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        _serve(sys.argv[2], sys.argv[3])
-    else:
-        sys.exit(f"usage: {os.path.basename(sys.argv[0])} --serve LIBRARY DATA")

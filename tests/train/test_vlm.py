@@ -1,0 +1,101 @@
+"""The VQA recipe: batches, answer-token loss, training, reloading, and the HF path on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from polymodal.data.synth.shapes_vqa import ANSWERS, build_tokenizer
+from polymodal.errors import ConfigError
+from polymodal.hf.llava import prune_and_generate
+from polymodal.train.vlm import (
+    PIXEL_MEAN,
+    PromptFormat,
+    VQACollator,
+    cached_vlm,
+    load_vlm,
+    load_vlm_config,
+    normalize_pixels,
+    predict_answers,
+)
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "shapes_vlm.yaml"
+M = 4  # visual tokens in the hand-made batches
+
+
+def sample(words: list[int], answer: str, kind: int) -> dict[str, torch.Tensor]:
+    text = torch.zeros(12, dtype=torch.long)
+    text[: len(words)] = torch.tensor(words)
+    return {
+        "image": torch.full((3, 16, 16), 0.5),
+        "text_ids": text,
+        "label": torch.tensor(ANSWERS.index(answer)),
+        "question_type": torch.tensor(kind),
+    }
+
+
+def test_collator_left_pads_and_labels_only_the_answer_and_eos() -> None:
+    fmt = PromptFormat.from_tokenizer(build_tokenizer(), M)
+    yes, red = int(fmt.answer_ids[ANSWERS.index("yes")]), int(fmt.answer_ids[ANSWERS.index("red")])
+    batch = VQACollator(fmt)([sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)])
+    # <bos>=2, <image>=4, <eos>=3, <pad>=0
+    assert batch.input_ids.tolist() == [
+        [2, 4, 4, 4, 4, 7, 8, 9, yes, 3],
+        [0, 2, 4, 4, 4, 4, 7, 8, red, 3],
+    ]
+    assert batch.attention_mask[1].tolist() == [0] + [1] * 9
+    assert batch.labels.tolist() == [[-100] * 8 + [yes, 3], [-100] * 8 + [red, 3]]
+    assert batch.answer_ids.tolist() == [yes, red]
+    prompt_ids, _ = batch.prompt()
+    assert prompt_ids[:, -1].tolist() == [9, 8]
+
+
+def test_pixels_are_normalised_with_clip_statistics() -> None:
+    image = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1).expand(2, 3, 4, 4)
+    torch.testing.assert_close(normalize_pixels(image), torch.zeros(2, 3, 4, 4))
+
+
+def test_config_file_parses_and_rejects_other_data() -> None:
+    config = load_vlm_config(CONFIG, ["model.text_layers=2"])
+    assert config.model.text_layers == 2 and config.data.options["image_size"] == 64
+    with pytest.raises(ConfigError, match="shapes_vqa"):
+        load_vlm_config(CONFIG, ["data.name=av_digits"])
+    with pytest.raises(ConfigError, match="did you mean 'text_layers'"):
+        load_vlm_config(CONFIG, ["model.text_layer=2"])
+
+
+@pytest.mark.slow
+def test_training_caches_a_model_whose_hf_path_matches_its_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
+    overrides = [
+        "data.options={train: 128, val: 32, test: 32}",
+        "data.batch_size=32",
+        "model.vision_hidden=32",
+        "model.text_hidden=32",
+        "model.text_layers=2",
+        "trainer.max_epochs=1",
+        "trainer.progress_bar=false",
+    ]
+    config = load_vlm_config(CONFIG, overrides)
+    trained = cached_vlm(config)
+    assert set(trained.metrics) >= {"test_acc", "test_acc_color", "test_acc_count"}
+    reloaded = cached_vlm(config)  # from the cache: the same weights
+    assert reloaded.run_dir == trained.run_dir
+    for name, value in trained.model.state_dict().items():
+        torch.testing.assert_close(reloaded.model.state_dict()[name], value)
+
+    vlm = load_vlm(trained.run_dir)
+    from polymodal.data.synth.shapes_vqa import load_shapes_vqa
+
+    test = load_shapes_vqa("test", **config.data.options)
+    batch = VQACollator(vlm.fmt)([test[i] for i in range(8)])
+    ours = predict_answers(vlm.model, batch)
+    prompt_ids, prompt_mask = batch.prompt()
+    hf = prune_and_generate(
+        vlm.model, prompt_ids, batch.pixel_values, prompt_mask, keep_ratio=1.0, max_new_tokens=1
+    )
+    torch.testing.assert_close(hf.sequences[:, 0], ours)
