@@ -82,17 +82,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from polymodal.bench.claims import Context, execute
-    from polymodal.bench.registry import select
+    from polymodal.bench.registry import all_checks, select
     from polymodal.bench.report import console_table, write_report
 
     checks = select(args.only)
+    skipped = [
+        (c.name, c.skip_reason) for c in all_checks().values() if not args.only and not c.default
+    ]
+    for name, reason in skipped:
+        print(f"== {name}: not in the default run ({reason})")
     out = Path(args.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}")
     records = []
     for check in checks:
         print(f"== {check.name}: {check.claim}", flush=True)
         context = Context(out_dir=out / check.name, quick=args.quick, progress=not args.no_progress)
         records.append(execute(check, context))
-        write_report(records, out, "polymodal " + shlex.join(sys.argv[1:]))
+        write_report(records, out, "polymodal " + shlex.join(sys.argv[1:]), skipped)
     print(console_table(records))
     print(f"report: {out / 'report.md'}")
     return 1 if any(r.error for r in records) else 0

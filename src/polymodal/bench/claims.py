@@ -64,7 +64,11 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """A registered check (see module doc)."""
+    """A registered check (see module doc).
+
+    ``default=False`` leaves a check out of a plain ``polymodal bench`` (it still runs
+    with ``--only``); ``skip_reason`` says why, and the report lists it.
+    """
 
     name: str
     method: str
@@ -73,6 +77,8 @@ class ClaimCheck:
     metric: str
     criterion: str
     run: Callable[[Context], Outcome]
+    default: bool = True
+    skip_reason: str = ""
 
 
 @dataclass

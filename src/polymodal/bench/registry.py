@@ -10,7 +10,12 @@ from polymodal.errors import ConfigError
 _CHECKS: dict[str, ClaimCheck] = {}
 
 # Modules that register checks on import, in report order.
-_PROVIDERS = ("polymodal.bench.fusion", "polymodal.methods.divprune.claim")
+_PROVIDERS = (
+    "polymodal.bench.fusion",
+    "polymodal.methods.divprune.claim",
+    "polymodal.methods.subtype_fusion.claim",
+    "polymodal.analysis.contribution.claim",
+)
 
 
 def register(check: ClaimCheck) -> ClaimCheck:
@@ -29,14 +34,14 @@ def all_checks() -> dict[str, ClaimCheck]:
 
 
 def select(names: str | None) -> list[ClaimCheck]:
-    """The checks named in a comma-separated list (all when None).
+    """The checks named in a comma-separated list (the default ones when None).
 
     Raises:
         ConfigError: a name that is not registered (the message lists the valid ones).
     """
     checks = all_checks()
     if not names:
-        return list(checks.values())
+        return [check for check in checks.values() if check.default]
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in checks]
     if unknown:

@@ -57,8 +57,20 @@ def _section(record: Record, out_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def write_report(records: Sequence[Record], out_dir: Path, command: str) -> Path:
-    """Write ``results.json`` and ``report.md`` into ``out_dir``; return the report path."""
+def write_report(
+    records: Sequence[Record],
+    out_dir: Path,
+    command: str,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write ``results.json`` and ``report.md`` into ``out_dir``; return the report path.
+
+    Args:
+        records: the checks that ran.
+        out_dir: the report folder.
+        command: the command line, quoted in the report.
+        skipped: ``(name, reason)`` of registered checks that did not run.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.asdict(r) for r in records]
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
@@ -87,6 +99,8 @@ def write_report(records: Sequence[Record], out_dir: Path, command: str) -> Path
         summary,
         "",
     ]
+    if skipped:
+        header += ["Not run here: " + "; ".join(f"`{n}` ({why})" for n, why in skipped), ""]
     text = "\n".join(header + [_section(r, out_dir) for r in records])
     path = out_dir / "report.md"
     path.write_text(text)

@@ -50,7 +50,7 @@ MODALITIES: dict[str, ModalitySpec] = {
 }
 """Known modalities. Register a new one with :func:`register_modality`."""
 
-METADATA_KEYS = frozenset({"label", "index", "id", "source"})
+METADATA_KEYS = frozenset({"label", "index", "id", "source", "question_type"})
 """Non-modality keys a sample may carry."""
 
 

@@ -21,7 +21,12 @@ _BUILDERS: dict[str, DatasetBuilder] = {}
 
 # Modules that register datasets on import; imported lazily so that listing or
 # building one dataset does not pay for the others' dependencies.
-_PROVIDERS = ("polymodal.data.synth.av_digits", "polymodal.data.real.datasets")
+_PROVIDERS = (
+    "polymodal.data.synth.av_digits",
+    "polymodal.data.synth.histo_omics",
+    "polymodal.data.synth.shapes_vqa",
+    "polymodal.data.real.datasets",
+)
 
 
 def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:

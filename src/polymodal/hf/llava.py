@@ -278,7 +278,7 @@ def fastv_scores(
     return weights[_image_mask(model, input_ids, M)].view(B, M)
 
 
-def select(
+def select_visual_tokens(
     model: Any,
     method: str,
     input_ids: Tensor,
@@ -335,7 +335,9 @@ def prune_and_generate(
         :class:`PrunedGeneration`.
     """
     features = image_features(model, pixel_values)
-    kept = select(model, method, input_ids, attention_mask, features, keep_ratio, generator)
+    kept = select_visual_tokens(
+        model, method, input_ids, attention_mask, features, keep_ratio, generator
+    )
     pruned = prune_inputs(model, input_ids, attention_mask, features, kept)
     generate_kwargs.setdefault("do_sample", False)
     generate_kwargs.pop("pixel_values", None)

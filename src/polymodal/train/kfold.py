@@ -155,11 +155,14 @@ def carve_validation(
     """Split training indices into (train, val), stratified and by patient.
 
     The validation part is one fold of ``round(1 / fraction)`` patient-level
-    stratified folds of ``train``.
+    stratified folds of ``train`` (fewer folds, so a larger part, when a class has
+    fewer patients than that).
     """
     if not 0.0 < fraction < 0.5:
         raise ConfigError(f"val_fraction must be in (0, 0.5), got {fraction}")
-    parts = patient_folds(pool.labels[train], pool.groups[train], round(1 / fraction), seed)
+    labels, groups = pool.labels[train], pool.groups[train]
+    smallest = min(len(np.unique(groups[labels == y])) for y in np.unique(labels))
+    parts = patient_folds(labels, groups, max(2, min(round(1 / fraction), smallest)), seed)
     val = np.zeros(len(train), dtype=bool)
     val[parts[0]] = True
     return train[~val], train[val]
@@ -487,7 +490,7 @@ def add_cv_parser(subparsers: Any) -> argparse.ArgumentParser:
             "part of the training folds selects the checkpoint) and report accuracy, "
             "macro-F1, MCC and PR-AUC per fold and as mean ± std. Writes out_dir/cv.json."
         ),
-        epilog="example: polymodal cv configs/subtype_fusion.yaml --folds 5 model.fusion=concat",
+        epilog="example: polymodal cv configs/subtype_fusion.yaml model.fusion=concat --folds 5",
     )
     parser.add_argument("config", help="YAML experiment file, e.g. configs/subtype_fusion.yaml")
     parser.add_argument(

@@ -114,6 +114,8 @@ class HistoOmicsConfig:
             raise ConfigError(f"Histo-Omics needs at least {modules} genes (its modules)")
         if not 1 <= self.min_tiles <= self.max_tiles:
             raise ConfigError("Histo-Omics needs 1 <= min_tiles <= max_tiles")
+        if self.sites < 1:
+            raise ConfigError("Histo-Omics needs at least 1 site")
         if self.tile_size < 16:
             raise ConfigError("Histo-Omics tile_size must be at least 16 pixels")
         low, high = self.tumour_fraction
@@ -123,7 +125,9 @@ class HistoOmicsConfig:
             raise ConfigError("Histo-Omics noise knobs must be >= 0")
 
 
-def _morphology(config: HistoOmicsConfig, labels: np.ndarray, rng: np.random.Generator) -> Any:
+def _morphology(
+    config: HistoOmicsConfig, labels: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """(P, 4) per-patient morphology: prototypes pulled to their mean by ``image_signal``."""
     centre = MORPHOLOGY.mean(axis=0)
     prototypes = centre + config.image_signal * (MORPHOLOGY - centre)

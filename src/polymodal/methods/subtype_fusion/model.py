@@ -227,9 +227,11 @@ class SubtypeFusionModel(nn.Module):
             if fusion == "cross_attention"
             else None
         )
-        # Learned stand-ins for a missing modality (zero at initialisation).
-        self.no_tiles = nn.Parameter(torch.zeros(dim))
-        self.no_genes = nn.Parameter(torch.zeros(dim))
+        # Learned stand-ins for a missing modality (zero at initialisation), only where a
+        # variant uses them (an unused parameter would break DistributedDataParallel).
+        self.dim = dim
+        self.no_tiles = nn.Parameter(torch.zeros(dim)) if needs_tiles and needs_genes else None
+        self.no_genes = nn.Parameter(torch.zeros(dim)) if fusion == "concat" else None
         width = 2 * dim if fusion == "concat" else dim
         self.head = nn.Sequential(
             nn.LayerNorm(width),
@@ -259,50 +261,75 @@ class SubtypeFusionModel(nn.Module):
         tiles, has_tiles = self._tiles(batch, B)  # (B, N, D), (B, N)
         genes, has_genes = self._genes(batch, B)  # (B, k, D), (B,)
         any_tile = has_tiles.any(dim=1)
-        if not bool((any_tile | has_genes).all()):
+        if self.fusion == "genes_only":
+            self._require(has_genes, "genes")
+        elif self.fusion == "tiles_only":
+            self._require(any_tile, "tiles")
+        elif not bool((any_tile | has_genes).all()):
             bad = (~(any_tile | has_genes)).nonzero().flatten().tolist()
             raise DataError(f"samples {bad} have neither tiles nor genes")
 
         attentions: dict[str, Tensor] = {}
         weights = None
         if self.fusion == "genes_only":
-            self._require(has_genes, "genes")
             features = genes.mean(dim=1)
         elif self.fusion == "tiles_only":
-            self._require(any_tile, "tiles")
             features, weights = self._pool(tiles, has_tiles)
         elif self.fusion == "concat":
+            assert self.no_tiles is not None and self.no_genes is not None
             pooled, weights = self._pool(tiles, has_tiles)
             pooled = torch.where(any_tile[:, None], pooled, self.no_tiles.expand(B, -1))
             gene = torch.where(has_genes[:, None], genes.mean(dim=1), self.no_genes.expand(B, -1))
             features = torch.cat([pooled, gene], dim=-1)  # (B, 2D)
         else:
-            assert self.cross is not None
-            # Without tiles, slot 0 holds a learned query that reads the genes.
-            stand_in = torch.zeros_like(has_tiles)
-            stand_in[:, 0] = ~any_tile
-            tiles = torch.where(stand_in[..., None], self.no_tiles.expand_as(tiles), tiles)
-            queries = has_tiles | stand_in
-            padding = (~has_genes)[:, None].expand(B, genes.shape[1])  # (B, k), True = ignore
-            out = self.cross(
-                tiles, genes, key_padding_mask=padding, return_weights=return_attention
+            features, weights, cross = self._cross_attend(
+                tiles, has_tiles, genes, has_genes, return_attention
             )
-            features, weights = self._pool(out.output, queries)
-            if out.weights is not None:
-                attentions["tiles->genes"] = out.weights * queries[:, None, :, None]
+            if cross is not None:
+                attentions["tiles->genes"] = cross
         return SubtypeOutput(
             logits=self.head(features),
             tile_weights=weights,
             attentions=attentions if return_attention and attentions else None,
         )
 
+    def _cross_attend(
+        self, tiles: Tensor, has_tiles: Tensor, genes: Tensor, has_genes: Tensor, weights: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Tiles attend to gene tokens, then attention pooling.
+
+        Args:
+            tiles: (B, N, D) tile features; has_tiles: (B, N) real tiles.
+            genes: (B, k, D) gene tokens; has_genes: (B,) presence.
+            weights: also return the attention weights.
+
+        Returns:
+            ``(features, pool_weights, attention)``: (B, D), (B, N) and, when asked,
+            (B, H, N, k) with zero rows for padding queries.
+        """
+        assert self.cross is not None and self.no_tiles is not None
+        # Without tiles, slot 0 holds a learned query that reads the genes.
+        any_tile = has_tiles.any(dim=1)
+        stand_in = torch.zeros_like(has_tiles)
+        stand_in[:, 0] = ~any_tile
+        tiles = torch.where(stand_in[..., None], self.no_tiles.expand_as(tiles), tiles)
+        queries = has_tiles | stand_in
+        B, k = genes.shape[:2]
+        padding = (~has_genes)[:, None].expand(B, k)  # (B, k), True = key to ignore
+        out = self.cross(tiles, genes, key_padding_mask=padding, return_weights=weights)
+        features, pool_weights = self._pool(out.output, queries)
+        attention = None if out.weights is None else out.weights * queries[:, None, :, None]
+        return features, pool_weights, attention
+
     def _tiles(self, batch: Mapping[str, Tensor], B: int) -> tuple[Tensor, Tensor]:
         """(B, N, D) tile features and (B, N) real-tile mask (all False when absent)."""
-        dim = self.no_tiles.shape[0]
         mask = present(batch, "tiles")
         if self.tile_encoder is None or mask is None:
-            ref = self.no_tiles
-            return ref.new_zeros(B, 1, dim), torch.zeros(B, 1, dtype=torch.bool, device=ref.device)
+            ref = next(v for v in batch.values() if isinstance(v, Tensor))
+            return (
+                torch.zeros(B, 1, self.dim, device=ref.device),
+                torch.zeros(B, 1, dtype=torch.bool, device=ref.device),
+            )
         tiles = batch["tiles"]
         real = tile_mask(tiles) & mask[:, None]
         return self.tile_encoder(tiles, real), real
@@ -311,9 +338,10 @@ class SubtypeFusionModel(nn.Module):
         """(B, k, D) gene tokens and (B,) presence (all False when absent)."""
         mask = present(batch, "genes")
         if self.gene_encoder is None or mask is None:
-            ref = self.no_genes
-            return ref.new_zeros(B, 1, ref.shape[0]), torch.zeros(
-                B, dtype=torch.bool, device=ref.device
+            ref = next(v for v in batch.values() if isinstance(v, Tensor))
+            return (
+                torch.zeros(B, 1, self.dim, device=ref.device),
+                torch.zeros(B, dtype=torch.bool, device=ref.device),
             )
         return self.gene_encoder(batch["genes"]), mask
 

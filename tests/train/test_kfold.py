@@ -1,0 +1,110 @@
+"""k-fold cross-validation: folds, metrics, and an end-to-end run on a tiny cohort."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import polymodal.data.synth.histo_omics  # noqa: F401  (registers histo_omics)
+from polymodal.cli import main
+from polymodal.errors import ConfigError
+from polymodal.train.config import load_config
+from polymodal.train.kfold import (
+    Pool,
+    carve_validation,
+    classification_metrics,
+    cross_validate,
+    load_run,
+    patient_folds,
+    pool_dataset,
+    predict,
+    resolve_builder,
+)
+
+CONFIG = "configs/subtype_fusion.yaml"
+TINY = [
+    "data.options={patients: 24, genes: 300, min_tiles: 2, max_tiles: 4, tile_size: 16}",
+    "data.batch_size=8",
+    "model.dim=8",
+    "model.modalities.genes.hidden=[16]",
+    "model.modalities.tiles.depth=2",
+    "trainer.max_epochs=1",
+    "trainer.progress_bar=false",
+]
+
+
+def test_folds_are_stratified_partitions_that_keep_patients_together():
+    labels = np.array([0] * 12 + [1] * 6)
+    groups = np.repeat(np.arange(9), 2)  # every patient has two samples
+    folds = patient_folds(labels, groups, folds=3, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(18))
+    for fold in folds:
+        assert np.bincount(labels[fold], minlength=2).tolist() == [4, 2]
+        assert set(groups[fold]).isdisjoint(set(groups[np.setdiff1d(np.arange(18), fold)]))
+
+
+def test_folds_need_enough_patients_per_class():
+    with pytest.raises(ConfigError, match="class 1 has 2 patients, fewer than the 3 folds"):
+        patient_folds(np.array([0, 0, 0, 1, 1]), np.arange(5), folds=3, seed=0)
+
+
+def test_validation_is_carved_by_class_from_the_training_pool():
+    labels = np.array([0, 1] * 10)
+    pool = Pool(dataset=None, labels=labels, groups=np.arange(20), num_classes=2)  # type: ignore[arg-type]
+    train, val = carve_validation(pool, np.arange(20), fraction=0.2, seed=0)
+    assert len(val) == 4 and np.bincount(labels[val]).tolist() == [2, 2]
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(20))
+
+
+def test_metrics_match_hand_computed_values():
+    labels = torch.tensor([0, 0, 1, 1])
+    probs = torch.tensor([[0.9, 0.1], [0.25, 0.75], [0.2, 0.8], [0.3, 0.7]])
+    metrics = classification_metrics(probs, labels, num_classes=2)
+    # Predictions 0, 1, 1, 1. F1: class 0 = 2/3, class 1 = 4/5. MCC = 2 / sqrt(12).
+    # Average precision per class: ranks pos, neg, pos, neg -> 0.5 * 1 + 0.5 * 2/3.
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert metrics["mcc"] == pytest.approx(2 / 12**0.5)
+    assert metrics["pr_auc"] == pytest.approx(5 / 6)
+
+
+def test_builder_paths_are_checked():
+    assert resolve_builder("polymodal.methods.subtype_fusion:build_subtype_model")
+    with pytest.raises(ConfigError, match="must look like"):
+        resolve_builder("build_subtype_model")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        resolve_builder("polymodal.methods.subtype_fusion:nothing_here")
+
+
+@pytest.mark.slow
+def test_cv_command_holds_out_every_patient_once_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cv"
+    args = ["cv", CONFIG, *TINY, f"out_dir={out}", "--folds", "3", "--val-fraction", "0.25"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "macro_f1" in printed and "mean" in printed
+
+    summary = json.loads((out / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [0, 1, 2]
+    assert sum(f["test_size"] for f in summary["folds"]) == 24
+    for metric in ("accuracy", "macro_f1", "mcc", "pr_auc"):
+        values = [f[metric] for f in summary["folds"]]
+        assert summary["mean"][metric] == pytest.approx(np.mean(values))
+    folds = json.loads((out / "folds.json").read_text())
+    assert sorted(np.bincount(folds["fold"]).tolist()) == [8, 8, 8]
+
+    # A fold folder is a run folder: its model reproduces the fold's metrics.
+    config, model = load_run(out / "fold_1")
+    held_out = json.loads((out / "fold_1" / "fold.json").read_text())["test"]
+    pool = pool_dataset(config)
+    subset = torch.utils.data.Subset(pool.dataset, held_out)
+    probs, labels = predict(model, subset)
+    for name, value in classification_metrics(probs, labels, 4).items():
+        assert value == pytest.approx(summary["folds"][1][name], abs=1e-6)
+
+    with pytest.raises(ConfigError, match="already holds a CV run"):
+        cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3)
+    again = cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3, resume=True)
+    assert again.mean == pytest.approx(summary["mean"])
