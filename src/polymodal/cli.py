@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Intermixed: `fit CONFIG --resume key=value` and `fit CONFIG key=value --resume` both work.
+    args = build_parser().parse_intermixed_args(argv)
     from polymodal.errors import ConfigError, DataError
 
     try:

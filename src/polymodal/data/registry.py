@@ -26,6 +26,7 @@ _PROVIDERS = (
     "polymodal.data.synth.histo_omics",
     "polymodal.data.synth.shapes_vqa",
     "polymodal.data.real.datasets",
+    "polymodal.data.real.histo",
 )
 
 
