@@ -195,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Intermixed: `fit CONFIG --resume key=value` and `fit CONFIG key=value --resume` both work.
-    args = build_parser().parse_intermixed_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling `overrides` at the first option: accept key=value after
+    # options too (`fit CONFIG --resume trainer.max_epochs=3`).
+    if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from polymodal.errors import ConfigError, DataError
 
     try:
