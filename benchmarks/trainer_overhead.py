@@ -27,6 +27,7 @@ from polymodal.data.dataset import TensorDictDataset
 from polymodal.modules.classifier import build_classifier
 from polymodal.train.classification import ClassificationModule
 from polymodal.train.config import OptimConfig
+from polymodal.train.recipe import progress_bar
 
 SHAPES = {"image": [1, 28, 28], "audio": [40, 101]}
 
@@ -81,7 +82,7 @@ def lightning_epoch(loader: DataLoader[Any]) -> float:
             max_epochs=1,
             accelerator="cpu",
             devices=1,
-            callbacks=[timer],
+            callbacks=[timer, progress_bar()],  # as the recipe runs
             logger=L.pytorch.loggers.CSVLogger(folder, name="", version=""),
             enable_checkpointing=False,
             enable_model_summary=False,
