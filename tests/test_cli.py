@@ -31,6 +31,9 @@ def test_unknown_bench_check_is_reported(capsys):
 
 
 def test_help_answers_without_importing_torch():
-    code = "import sys; from polymodal.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = (
+        "import sys; from polymodal.cli import build_parser; build_parser(); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
