@@ -8,7 +8,8 @@ import polymodal.data.synth.histo_omics  # noqa: F401  (registers histo_omics)
 from polymodal.cli import main
 from polymodal.train.checkpoint import save_weights
 from polymodal.train.config import load_config, save_config
-from polymodal.train.kfold import build_from_config, pool_dataset
+from polymodal.train.kfold import pool_dataset
+from polymodal.train.recipe import build_from_config
 
 TINY = [
     "data.options={patients: 16, genes: 300, min_tiles: 2, max_tiles: 4, tile_size: 16}",

@@ -19,8 +19,8 @@ from polymodal.train.kfold import (
     patient_folds,
     pool_dataset,
     predict,
-    resolve_builder,
 )
+from polymodal.train.recipe import resolve_builder
 
 CONFIG = "configs/subtype_fusion.yaml"
 TINY = [

@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +46,6 @@ if TYPE_CHECKING:  # torch and Lightning load on first use, so `polymodal --help
     from torch import Tensor, nn
     from torch.utils.data import Dataset
 
-DEFAULT_BUILDER = "polymodal.modules.classifier:build_classifier"
 METRICS = ("accuracy", "macro_f1", "mcc", "pr_auc")
 
 
@@ -171,65 +169,6 @@ def carve_validation(
 # ----------------------------------------------------------------------------- models
 
 
-def resolve_builder(path: str) -> Callable[..., nn.Module]:
-    """Import a model builder named ``"package.module:function"``.
-
-    Raises:
-        ConfigError: malformed path, missing module or attribute.
-    """
-    module, _, attr = path.partition(":")
-    if not module or not attr:
-        raise ConfigError(
-            f"model.options.builder must look like 'package.module:function', got {path!r}"
-        )
-    try:
-        builder = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"model.options.builder {path!r} cannot be imported: {error}") from error
-    if not callable(builder):
-        raise ConfigError(f"model.options.builder {path!r} is not callable")
-    return builder  # type: ignore[no-any-return]
-
-
-def build_from_config(
-    config: ExperimentConfig, sample: dict[str, Tensor], num_classes: int
-) -> nn.Module:
-    """The model a config describes, with per-sample input shapes read off ``sample``.
-
-    Args:
-        config: ``model.fusion``, ``model.dim``, ``model.modalities`` and
-            ``model.options`` (``builder`` picks the builder; the rest are its options).
-        sample: one sample of the training data.
-        num_classes: number of classes C.
-    """
-    from polymodal.data.contract import MODALITIES
-
-    options = dict(config.model.options)
-    builder = resolve_builder(str(options.pop("builder", DEFAULT_BUILDER)))
-    options.pop("num_classes", None)
-    modalities: dict[str, dict[str, Any]] = {}
-    for name, extra in config.model.modalities.items():
-        if name not in MODALITIES:
-            raise ConfigError(f"model.modalities.{name}: unknown modality {name!r}")
-        if name not in sample:
-            provided = ", ".join(k for k in sample if k in MODALITIES)
-            raise ConfigError(
-                f"model.modalities.{name}: dataset {config.data.name!r} has no {name!r} "
-                f"(it provides {provided})"
-            )
-        modalities[name] = {"shape": list(sample[name].shape), **extra}
-    try:
-        return builder(
-            config.model.fusion,
-            modalities,
-            num_classes=num_classes,
-            dim=config.model.dim,
-            **options,
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"model: {error}") from error
-
-
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module]:
     """Rebuild the trained model of a run folder (``config.yaml`` + ``model.safetensors``).
 
@@ -237,6 +176,7 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module]:
     """
     from polymodal.data.registry import build_dataset
     from polymodal.train.checkpoint import load_weights
+    from polymodal.train.recipe import build_from_config
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -362,7 +302,7 @@ def fit_fold(
     from polymodal.train.checkpoint import load_weights, save_weights
     from polymodal.train.classification import ClassificationModule
     from polymodal.train.datamodule import MultimodalDataModule
-    from polymodal.train.recipe import LAST, _quiet_lightning, _trainer
+    from polymodal.train.recipe import LAST, _quiet_lightning, _trainer, build_from_config
 
     out_dir = Path(config.out_dir)
     if (out_dir / "metrics.json").is_file() and resume:

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from torch import Tensor, nn
 
 from polymodal.data.contract import MODALITIES
 from polymodal.errors import ConfigError
-from polymodal.modules.classifier import MultimodalClassifier, build_classifier
 from polymodal.train.checkpoint import STATE, SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.classification import ClassificationModule
 from polymodal.train.config import ExperimentConfig, load_config, save_config
@@ -55,24 +57,74 @@ def _num_classes(data: MultimodalDataModule) -> int:
     return int(labels.max()) + 1
 
 
-def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> MultimodalClassifier:
-    """The classifier a config describes, with input shapes read off the training data."""
-    sample = data.dataset("train")[0]
+DEFAULT_BUILDER = "polymodal.modules.classifier:build_classifier"
+
+
+def resolve_builder(path: str) -> Callable[..., nn.Module]:
+    """Import a model builder named ``"package.module:function"``.
+
+    Raises:
+        ConfigError: malformed path, missing module or attribute.
+    """
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ConfigError(
+            f"model.options.builder must look like 'package.module:function', got {path!r}"
+        )
+    try:
+        builder = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"model.options.builder {path!r} cannot be imported: {error}") from error
+    if not callable(builder):
+        raise ConfigError(f"model.options.builder {path!r} is not callable")
+    return builder  # type: ignore[no-any-return]
+
+
+def build_from_config(
+    config: ExperimentConfig, sample: dict[str, Tensor], num_classes: int
+) -> nn.Module:
+    """The model a config describes, with per-sample input shapes read off ``sample``.
+
+    Args:
+        config: ``model.fusion``, ``model.dim``, ``model.modalities`` and
+            ``model.options`` (``builder`` picks the builder; the rest are its options).
+        sample: one sample of the training data.
+        num_classes: number of classes C.
+    """
+    options = dict(config.model.options)
+    builder = resolve_builder(str(options.pop("builder", DEFAULT_BUILDER)))
+    options.pop("num_classes", None)
     modalities: dict[str, dict[str, Any]] = {}
-    for name, options in config.model.modalities.items():
+    for name, extra in config.model.modalities.items():
         if name not in MODALITIES:
             raise ConfigError(f"model.modalities.{name}: unknown modality {name!r}")
         if name not in sample:
+            provided = ", ".join(k for k in sample if k in MODALITIES)
             raise ConfigError(
                 f"model.modalities.{name}: dataset {config.data.name!r} has no {name!r} "
-                f"(it provides {', '.join(k for k in sample if k in MODALITIES)})"
+                f"(it provides {provided})"
             )
-        modalities[name] = {"shape": list(sample[name].shape), **options}
-    options = dict(config.model.options)
-    num_classes = int(options.pop("num_classes", 0)) or _num_classes(data)
-    return build_classifier(
-        config.model.fusion, modalities, num_classes=num_classes, dim=config.model.dim, **options
-    )
+        modalities[name] = {"shape": list(sample[name].shape), **extra}
+    try:
+        return builder(
+            config.model.fusion,
+            modalities,
+            num_classes=num_classes,
+            dim=config.model.dim,
+            **options,
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model: {error}") from error
+
+
+def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> tuple[nn.Module, int]:
+    """The model a config describes and its number of classes C.
+
+    Input shapes are read off the first training sample; C comes from
+    ``model.options.num_classes`` or the dataset.
+    """
+    num_classes = int(config.model.options.get("num_classes", 0)) or _num_classes(data)
+    return build_from_config(config, data.dataset("train")[0], num_classes), num_classes
 
 
 def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
@@ -145,10 +197,10 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
         )
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = MultimodalDataModule(config.data, seed=config.seed)
-    model = build_model(config, data)
+    model, num_classes = build_model(config, data)
     module = ClassificationModule(
         model,
-        num_classes=model.num_classes,
+        num_classes=num_classes,
         optim=config.optim,
         max_epochs=config.trainer.max_epochs,
         seed=config.seed,
@@ -174,7 +226,7 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
 
 def load_trained(
     checkpoint: str | Path,
-) -> tuple[ExperimentConfig, MultimodalClassifier, MultimodalDataModule]:
+) -> tuple[ExperimentConfig, nn.Module, MultimodalDataModule]:
     """Rebuild a trained model from a run folder or one of its checkpoint folders.
 
     Args:
@@ -189,7 +241,7 @@ def load_trained(
         raise ConfigError(f"{path} is not a run or checkpoint folder: no {config_path} found")
     config = load_config(config_path)
     data = MultimodalDataModule(config.data, seed=config.seed)
-    model = build_model(config, data)
+    model, _ = build_model(config, data)
     weights = load_weights(path)
     if in_checkpoints:  # Lightning prefixes the module's attribute name
         weights = {k.removeprefix("model."): v for k, v in weights.items()}
@@ -201,7 +253,7 @@ def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:
     """Accuracy and macro-F1 of a trained run (or checkpoint) on one split of its data."""
     _quiet_lightning()
     config, model, data = load_trained(checkpoint)
-    module = ClassificationModule(model, num_classes=model.num_classes)
+    module = ClassificationModule(model, num_classes=build_model(config, data)[1])
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
         devices=1,
