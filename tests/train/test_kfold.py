@@ -15,12 +15,11 @@ from polymodal.train.kfold import (
     carve_validation,
     classification_metrics,
     cross_validate,
-    load_run,
     patient_folds,
     pool_dataset,
     predict,
 )
-from polymodal.train.recipe import resolve_builder
+from polymodal.train.recipe import load_trained, resolve_builder
 
 CONFIG = "configs/subtype_fusion.yaml"
 TINY = [
@@ -96,7 +95,7 @@ def test_cv_command_holds_out_every_patient_once_and_resumes(tmp_path, monkeypat
     assert sorted(np.bincount(folds["fold"]).tolist()) == [8, 8, 8]
 
     # A fold folder is a run folder: its model reproduces the fold's metrics.
-    config, model = load_run(out / "fold_1")
+    config, model, _ = load_trained(out / "fold_1")
     held_out = json.loads((out / "fold_1" / "fold.json").read_text())["test"]
     pool = pool_dataset(config)
     subset = torch.utils.data.Subset(pool.dataset, held_out)

@@ -169,41 +169,6 @@ def carve_validation(
 # ----------------------------------------------------------------------------- models
 
 
-def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, nn.Module]:
-    """Rebuild the trained model of a run folder (``config.yaml`` + ``model.safetensors``).
-
-    Works for runs of ``polymodal fit`` and for the fold folders of ``polymodal cv``.
-    """
-    from polymodal.data.registry import build_dataset
-    from polymodal.train.checkpoint import load_weights
-    from polymodal.train.recipe import build_from_config
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder: no config.yaml inside")
-    config = load_config(run_dir / "config.yaml")
-    train = build_dataset(config.data.name, "train", **config.data.options)
-    num_classes = _run_classes(run_dir, config, train)
-    sample = train[0]
-    model = build_from_config(config, sample, num_classes)
-    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
-    return config, model.eval()
-
-
-def _run_classes(run_dir: Path, config: ExperimentConfig, train: Dataset[Any]) -> int:
-    """The number of classes of a run: saved by ``cv``, set in the config, or read off the data."""
-    saved = run_dir / "num_classes.json"
-    if saved.is_file():
-        return int(saved.read_text())
-    if config.model.options.get("num_classes"):
-        return int(config.model.options["num_classes"])
-    known = getattr(train, "num_classes", None)
-    if known is not None:
-        return int(known)
-    labels, _ = _labels_and_ids(train)
-    return int(labels.max()) + 1
-
-
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -318,8 +283,10 @@ def fit_fold(
         model, pool.num_classes, config.optim, config.trainer.max_epochs, seed=config.seed
     )
     trainer = _trainer(config, out_dir)
+    # The pooled data need not know its class count: record it so that
+    # `recipe.load_trained` can rebuild the fold's model from its folder alone.
+    config.model.options = {**config.model.options, "num_classes": pool.num_classes}
     save_config(config, out_dir / "config.yaml")
-    (out_dir / "num_classes.json").write_text(str(pool.num_classes))
     (out_dir / "fold.json").write_text(json.dumps({k: v.tolist() for k, v in indices.items()}))
     last = out_dir / "checkpoints" / LAST
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume and last.exists() else None)

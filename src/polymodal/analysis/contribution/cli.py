@@ -68,10 +68,10 @@ def cmd_contribution(args: argparse.Namespace) -> int:
     from polymodal.analysis.contribution.measure import modality_contribution
     from polymodal.analysis.contribution.units import Patches, Tiles, default_units
     from polymodal.data.contract import collate
-    from polymodal.train.kfold import load_run
+    from polymodal.train.recipe import load_trained
 
     run_dir = Path(args.run)
-    config, model = load_run(run_dir)
+    config, model, _ = load_trained(run_dir)
     dataset = _analysis_data(run_dir, config, args.split)
     if args.samples:
         dataset = Subset(dataset, range(min(args.samples, len(dataset))))
