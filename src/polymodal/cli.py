@@ -185,12 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     from polymodal.analysis.contribution.cli import add_contribution_parser
+    from polymodal.analysis.text_bias.cli import add_text_bias_parser
+    from polymodal.methods.abpem.cli import add_adapt_parser
     from polymodal.train.kfold import add_cv_parser
 
     add_cv_parser(commands)
+    add_adapt_parser(commands)
     analyze = commands.add_parser("analyze", help="model-agnostic analyses of a trained model")
     analyses = analyze.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS")
     add_contribution_parser(analyses)
+    add_text_bias_parser(analyses)
     return parser
 
 

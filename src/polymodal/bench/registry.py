@@ -15,6 +15,7 @@ _PROVIDERS = (
     "polymodal.methods.divprune.claim",
     "polymodal.methods.subtype_fusion.claim",
     "polymodal.analysis.contribution.claim",
+    "polymodal.methods.abpem.claim",
 )
 
 

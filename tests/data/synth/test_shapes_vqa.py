@@ -128,15 +128,29 @@ def test_render_draws_the_object_colour_inside_and_background_outside() -> None:
     assert (contrast > 0.1 * full).sum() == 100
 
 
-def test_sampled_scenes_keep_objects_apart() -> None:
+def test_free_layout_keeps_objects_apart() -> None:
     rng = np.random.default_rng(3)
     for _ in range(50):
-        drawn = sample_scene(rng, 64, 6, 6)
+        drawn = sample_scene(rng, 64, 6, 6, layout="free")
         xs, ys, rs = drawn.column("x"), drawn.column("y"), drawn.column("radius")
         for a in range(len(drawn)):
             for b in range(a):
                 gap = np.hypot(xs[a] - xs[b], ys[a] - ys[b])
                 assert gap >= 1.2 * (rs[a] + rs[b]) + 2 - 1e-4
+
+
+def test_grid_layout_gives_each_object_its_own_cells() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        drawn = sample_scene(rng, 64, 6, 6, layout="grid", grid=8)
+        taken = np.zeros((8, 8), dtype=int)
+        for _, _, big, x, y, radius in drawn.objects:
+            span = 1 + int(big)  # a small object fills one 8-pixel cell, a large one 2x2
+            left, top = (x - 4 * span) / 8, (y - 4 * span) / 8
+            assert left == int(left) and top == int(top)  # centred on its cells
+            assert 1.2 * radius <= 4 * span * 1.05  # the bounding circle stays inside
+            taken[int(top) : int(top) + span, int(left) : int(left) + span] += 1
+        assert len(drawn) == 6 and taken.max() == 1
 
 
 def test_tokenizer_has_fixed_special_ids_and_rejects_unknown_words() -> None:

@@ -130,14 +130,14 @@ def _speak(config: AVDigitsConfig, voices: Sequence[Any]) -> dict[tuple[int, int
     return dict(zip(keys, waves, strict=True))
 
 
-def _audio_features(
+def _audio_clips(
     waves: dict[tuple[int, int], np.ndarray],
     voice_pool: np.ndarray,
     labels: np.ndarray,
     config: AVDigitsConfig,
     rng: np.random.Generator,
-) -> tuple[Tensor, np.ndarray]:
-    """(N, 40, 101) log-mel features of noisy clips, one per label, and the voices used."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S) noisy 16 kHz clips, one per label, and the voices used."""
     from polymodal.data.synth.acoustics import add_noise, room_reverb
     from polymodal.data.synth.speech import SAMPLE_RATE
 
@@ -151,12 +151,40 @@ def _audio_features(
             clip = room_reverb(clip, config.audio_rt60, rng)
         color = colors[int(rng.integers(len(colors)))]
         clips[i] = add_noise(clip, config.audio_snr_db, rng, color=color)
-    features = [log_mel(torch.from_numpy(chunk)) for chunk in np.array_split(clips, 10)]
-    return torch.cat(features), voices
+    return clips, voices
 
 
-def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
-    """Write ``{train,val,test}.safetensors`` for ``config`` into ``folder``."""
+def clip_features(clips: np.ndarray) -> Tensor:
+    """(N, 40, 101) log-mel features of (N, S) clips, computed in ten chunks to bound memory."""
+    chunks = [chunk for chunk in np.array_split(clips, 10) if len(chunk)]
+    return torch.cat([log_mel(torch.from_numpy(chunk)) for chunk in chunks])
+
+
+def _audio_features(
+    waves: dict[tuple[int, int], np.ndarray],
+    voice_pool: np.ndarray,
+    labels: np.ndarray,
+    config: AVDigitsConfig,
+    rng: np.random.Generator,
+) -> tuple[Tensor, np.ndarray]:
+    """(N, 40, 101) log-mel features of noisy clips, one per label, and the voices used."""
+    clips, voices = _audio_clips(waves, voice_pool, labels, config, rng)
+    return clip_features(clips), voices
+
+
+@dataclass
+class _Sources:
+    """What every split is drawn from: digit scans, voices, their per-split pools, the speech."""
+
+    images: Tensor  # (1797, 8, 8) in [0, 1]
+    targets: np.ndarray  # (1797,) digit of each scan
+    image_pools: dict[str, np.ndarray]
+    voice_pools: dict[str, np.ndarray]
+    voices: list[Any]
+    waves: dict[tuple[int, int], np.ndarray]
+
+
+def _sources(config: AVDigitsConfig) -> _Sources:
     from sklearn.datasets import load_digits
 
     from polymodal.data.synth.speech import sample_voices
@@ -169,21 +197,38 @@ def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
     image_pools = dict(zip(SPLITS, _split_indices(len(sources), rng, fractions), strict=True))
     voices = sample_voices(config.voices, seed=config.seed)
     voice_pools = dict(zip(SPLITS, _split_indices(len(voices), rng, fractions), strict=True))
-    waves = _speak(config, voices)
+    return _Sources(sources, targets, image_pools, voice_pools, voices, _speak(config, voices))
+
+
+def _draw_split(
+    config: AVDigitsConfig, sources: _Sources, split: str
+) -> tuple[np.ndarray, np.ndarray, Tensor, np.random.Generator]:
+    """Labels, chosen scans and rendered images of a split, and its generator, ready for audio."""
+    split_rng = np.random.default_rng([config.seed, SPLITS.index(split)])
+    n = config.size(split)
+    labels = np.arange(n) % 10
+    split_rng.shuffle(labels)
+    pool = sources.image_pools[split]
+    by_label = {d: pool[sources.targets[pool] == d] for d in range(10)}
+    chosen = np.array([split_rng.choice(by_label[int(y)]) for y in labels])
+    images = render_digits(
+        sources.images[chosen], split_rng, config.image_noise, config.image_occlusion
+    )
+    return labels, chosen, images, split_rng
+
+
+def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
+    """Write ``{train,val,test}.safetensors`` for ``config`` into ``folder``."""
+    drawn = _sources(config)
+    waves = drawn.waves
     sizes = {}
     provenance: dict[str, Tensor] = {}
-    for offset, split in enumerate(SPLITS):
-        split_rng = np.random.default_rng([config.seed, offset])
+    for split in SPLITS:
         n = config.size(split)
-        labels = np.arange(n) % 10
-        split_rng.shuffle(labels)
-        pool = image_pools[split]
-        by_label = {d: pool[targets[pool] == d] for d in range(10)}
-        chosen = np.array([split_rng.choice(by_label[int(y)]) for y in labels])
-        images = render_digits(
-            sources[chosen], split_rng, config.image_noise, config.image_occlusion
+        labels, chosen, images, split_rng = _draw_split(config, drawn, split)
+        audio, voices_used = _audio_features(
+            waves, drawn.voice_pools[split], labels, config, split_rng
         )
-        audio, voices_used = _audio_features(waves, voice_pools[split], labels, config, split_rng)
         # Which scan and which voice configuration each pair was made from.
         provenance[f"{split}.image_source"] = torch.from_numpy(chosen)
         provenance[f"{split}.voice"] = torch.from_numpy(voices_used)
@@ -198,7 +243,7 @@ def build(config: AVDigitsConfig, folder: Path) -> dict[str, Any]:
         dataset.save(folder / f"{split}.safetensors")
         sizes[split] = n
     save_file(provenance, str(folder / "provenance.safetensors"))
-    return {"sizes": sizes, "source_images": len(sources), "voices": len(voices)}
+    return {"sizes": sizes, "source_images": len(drawn.images), "voices": len(drawn.voices)}
 
 
 class AVDigits(TensorDictDataset):
@@ -228,3 +273,36 @@ def load_av_digits(split: str, **options: Any) -> AVDigits:
         raise ConfigError(f"AV-Digits has splits {SPLITS}, not {split!r}")
     folder = build_av_digits(**options)
     return AVDigits(TensorDictDataset.load(folder / f"{split}.safetensors").tensors)
+
+
+def load_av_digits_waveforms(split: str, **options: Any) -> dict[str, Tensor]:
+    """The audio of one split as waveforms: the clips :func:`build` turned into log-mel.
+
+    The clips are drawn again from the same seeds, so ``clip_features(audio)`` reproduces
+    the stored ``audio`` features (up to their float16 storage). The cached build and its
+    key are not touched; speech synthesis is read from its own cache. Use it to corrupt the
+    waveform before the features are computed (see :mod:`polymodal.data.corrupt`).
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        **options: the :class:`AVDigitsConfig` options of the build.
+
+    Returns:
+        ``{"audio": (N, S) float32 16 kHz clips, "label": (N,) int64, "index": (N,)}``,
+        in the order of the stored split.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"AV-Digits has splits {SPLITS}, not {split!r}")
+    try:
+        config = AVDigitsConfig(**options)
+    except TypeError as error:
+        valid = ", ".join(asdict(AVDigitsConfig()))
+        raise ConfigError(f"AV-Digits: {error}; valid options: {valid}") from error
+    drawn = _sources(config)
+    labels, _, _, split_rng = _draw_split(config, drawn, split)
+    clips, _ = _audio_clips(drawn.waves, drawn.voice_pools[split], labels, config, split_rng)
+    return {
+        "audio": torch.from_numpy(clips),
+        "label": torch.from_numpy(labels),
+        "index": torch.arange(len(labels)),
+    }

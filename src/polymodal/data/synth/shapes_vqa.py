@@ -30,10 +30,15 @@ library and saved beside the data (``tokenizer.json``); questions are stored as
     label          () int64 index of the answer in ANSWERS
     question_type  () int64 index in QUESTION_TYPES
     index          () int64 position in the split
+    scene          () int64 the scene (image) the question is about
 
-The cache folder holds ``{train,val,test}.safetensors`` (images as uint8),
-``scenes.safetensors`` (every object of every scene, for analysis and figures)
-and ``tokenizer.json``.
+The training split asks several questions about each scene (``train_questions``,
+consecutive items), the way instruction-tuning data holds several turns about one
+image; validation and test ask one question per scene.
+
+The cache folder holds ``{train,val,test}.safetensors`` (one uint8 image per
+scene, and per item its scene, question and answer), ``scenes.safetensors``
+(every object of every scene, for analysis and figures) and ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -51,10 +56,18 @@ from torch.utils.data import Dataset
 
 from polymodal.data.cache import cached_build
 from polymodal.data.registry import register_dataset
-from polymodal.data.synth.shapes_render import COLORS, FIELDS, SHAPES, Scene, render, sample_scene
+from polymodal.data.synth.shapes_render import (
+    COLORS,
+    FIELDS,
+    LAYOUTS,
+    SHAPES,
+    Scene,
+    render,
+    sample_scene,
+)
 from polymodal.errors import ConfigError, DataError
 
-VERSION = "1"
+VERSION = "3"
 SPLITS = ("train", "val", "test")
 QUESTION_TYPES = ("color", "shape", "count", "exist", "relation")
 NUMBERS = ("one", "two", "three", "four", "five", "six")
@@ -82,6 +95,12 @@ class ShapesVQAConfig:
         min_objects: fewest objects per scene.
         max_objects: most objects per scene.
         textured: probability of a textured background.
+        layout: object placement, ``"grid"`` or ``"free"`` (see :mod:`.shapes_render`).
+        grid: cells per side of the ``grid`` layout (the VLM's patches per side).
+        train_questions: questions asked about each training scene (distinct where
+            the scene allows); the items of one scene are consecutive and share
+            its ``scene`` index, so a training batch can ask them in one
+            conversation. Validation and test ask one question per scene.
     """
 
     seed: int = 0
@@ -92,9 +111,16 @@ class ShapesVQAConfig:
     min_objects: int = 1
     max_objects: int = 6
     textured: float = 0.5
+    layout: str = "grid"
+    grid: int = 8
+    train_questions: int = 4
 
     def size(self, split: str) -> int:
         return int(getattr(self, split))
+
+    def questions(self, split: str) -> int:
+        """Questions per scene in ``split``."""
+        return self.train_questions if split == "train" else 1
 
 
 class Question(NamedTuple):
@@ -188,7 +214,9 @@ def build_tokenizer() -> Any:
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
 
-    words = list(dict.fromkeys((*SPECIAL_TOKENS, *_TEMPLATE_WORDS, *ANSWERS)))
+    from polymodal.data.synth.shapes_text import TEXT_WORDS
+
+    words = list(dict.fromkeys((*SPECIAL_TOKENS, *_TEMPLATE_WORDS, *ANSWERS, *TEXT_WORDS)))
     tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
@@ -212,31 +240,53 @@ def encode(tokenizer: Any, texts: list[str], length: int = TEXT_LENGTH) -> Tenso
     return ids
 
 
+def _questions(scene: Scene, rng: np.random.Generator, count: int, size: int) -> list[Question]:
+    """``count`` questions about one scene, distinct while a few redraws find new ones."""
+    questions: list[Question] = []
+    for _ in range(count):
+        for _ in range(8):
+            question = ask(scene, rng, size)
+            if question.text not in {q.text for q in questions}:
+                break
+        questions.append(question)
+    return questions
+
+
 def _build_split(
     config: ShapesVQAConfig, offset: int, tokenizer: Any, progress: Any
 ) -> tuple[dict[str, Tensor], Tensor]:
-    """Tensors of one split and its (N, max_objects, 1 + len(FIELDS)) scene table."""
+    """Tensors of one split and its (scenes, max_objects, 1 + len(FIELDS)) scene table."""
     rng = np.random.default_rng([config.seed, offset])
-    n, size = config.size(SPLITS[offset]), config.image_size
-    images = np.empty((n, 3, size, size), dtype=np.uint8)
-    scenes = np.zeros((n, config.max_objects, 1 + len(FIELDS)), dtype=np.float32)
-    backgrounds = np.empty(n, dtype=np.int64)
-    texts, labels, kinds = [], np.empty(n, np.int64), np.empty(n, np.int64)
-    for i in range(n):
-        scene = sample_scene(rng, size, config.min_objects, config.max_objects, config.textured)
+    split = SPLITS[offset]
+    n, size, per_scene = config.size(split), config.image_size, config.questions(split)
+    count = -(-n // per_scene)  # scenes, rounded up; the last one may get fewer questions
+    images = np.empty((count, 3, size, size), dtype=np.uint8)
+    scenes = np.zeros((count, config.max_objects, 1 + len(FIELDS)), dtype=np.float32)
+    backgrounds = np.empty(count, dtype=np.int64)
+    questions: list[Question] = []
+    for i in range(count):
+        scene = sample_scene(
+            rng,
+            size,
+            config.min_objects,
+            config.max_objects,
+            config.textured,
+            config.layout,
+            config.grid,
+        )
         images[i] = render(scene, size, rng)
-        question = ask(scene, rng, size)
+        questions += _questions(scene, rng, per_scene, size)
         scenes[i, : len(scene), 0] = 1.0  # the "present" column
         scenes[i, : len(scene), 1:] = scene.objects
         backgrounds[i] = scene.background
-        texts.append(question.text)
-        labels[i], kinds[i] = ANSWERS.index(question.answer), question.kind
-        progress.update()
+        progress.update(per_scene)
+    questions = questions[:n]
     tensors = {
-        "image": torch.from_numpy(images),
-        "text_ids": encode(tokenizer, texts),
-        "label": torch.from_numpy(labels),
-        "question_type": torch.from_numpy(kinds),
+        "images": torch.from_numpy(images),
+        "scene": torch.arange(n) // per_scene,
+        "text_ids": encode(tokenizer, [q.text for q in questions]),
+        "label": torch.tensor([ANSWERS.index(q.answer) for q in questions]),
+        "question_type": torch.tensor([q.kind for q in questions]),
         "index": torch.arange(n),
         "background": torch.from_numpy(backgrounds),
     }
@@ -280,6 +330,13 @@ def build_shapes_vqa(**options: Any) -> Path:
         raise ConfigError("Shapes-VQA needs positive split sizes")
     if not 32 <= config.image_size <= 256:
         raise ConfigError(f"Shapes-VQA image_size must be 32-256 pixels, got {config.image_size}")
+    if config.layout not in LAYOUTS:
+        raise ConfigError(f"Shapes-VQA layout must be one of {LAYOUTS}, got {config.layout!r}")
+    if config.layout == "grid" and (config.grid < 4 or config.image_size % config.grid):
+        raise ConfigError(
+            f"Shapes-VQA grid layout needs at least 4 cells per side dividing image_size "
+            f"({config.image_size}), got grid={config.grid}; e.g. grid=8 for 8-pixel patches at 64"
+        )
     if not 1 <= config.min_objects <= config.max_objects <= len(NUMBERS):
         raise ConfigError(
             f"Shapes-VQA needs 1 <= min_objects <= max_objects <= {len(NUMBERS)}, "
@@ -313,12 +370,14 @@ class ShapesVQA(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         t = self.tensors
+        scene = t["scene"][index]
         return {
-            "image": t["image"][index].float() / 255.0,
+            "image": t["images"][scene].float() / 255.0,
             "text_ids": t["text_ids"][index],
             "label": t["label"][index],
             "question_type": t["question_type"][index],
             "index": t["index"][index],
+            "scene": scene,
         }
 
     @cached_property
@@ -330,8 +389,9 @@ class ShapesVQA(Dataset[dict[str, Tensor]]):
 
     @cached_property
     def scenes(self) -> Tensor:
-        """(N, max_objects, 7) scene table: ``present`` then the columns of FIELDS."""
-        return load_file(str(self.folder / "scenes.safetensors"))[self.split]
+        """(N, max_objects, 7) each item's scene: ``present`` then the columns of FIELDS."""
+        table = load_file(str(self.folder / "scenes.safetensors"))[self.split]
+        return table[self.tensors["scene"]]
 
     def question(self, index: int) -> str:
         """The question of item ``index`` as text."""

@@ -76,6 +76,7 @@ def kept_tokens_figure(
     samples = [dataset[i] for i in range(scenes)]
     batch = VQACollator(vlm.fmt)(samples)
     prompt_ids, prompt_mask = batch.prompt()
+    assert batch.pixel_values is not None  # every test sample has its image
     features = image_features(vlm.model, batch.pixel_values)
     M = features.shape[1]
     side = int(round(M**0.5))  # patches per image side
