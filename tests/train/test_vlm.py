@@ -9,14 +9,16 @@ import torch
 
 from polymodal.data.synth.shapes_vqa import ANSWERS, build_tokenizer
 from polymodal.errors import ConfigError
-from polymodal.hf.llava import prune_and_generate
+from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, prune_and_generate
 from polymodal.train.vlm import (
     PIXEL_MEAN,
     PromptFormat,
+    SceneConversations,
     VQACollator,
     cached_vlm,
     load_vlm,
     load_vlm_config,
+    model_mask,
     normalize_pixels,
     predict_answers,
 )
@@ -50,6 +52,58 @@ def test_collator_left_pads_and_labels_only_the_answer_and_eos() -> None:
     assert batch.answer_ids.tolist() == [yes, red]
     prompt_ids, _ = batch.prompt()
     assert prompt_ids[:, -1].tolist() == [9, 8]
+
+
+def test_a_conversation_asks_every_question_about_one_image_in_turn() -> None:
+    fmt = PromptFormat.from_tokenizer(build_tokenizer(), M)
+    yes, red = int(fmt.answer_ids[ANSWERS.index("yes")]), int(fmt.answer_ids[ANSWERS.index("red")])
+    single = sample([7], "yes", 3)
+    batch = VQACollator(fmt)([[sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)], [single]])
+    assert batch.input_ids.tolist() == [
+        [2, 4, 4, 4, 4, 7, 8, 9, yes, 7, 8, red, 3],
+        [0, 0, 0, 0, 0, 2, 4, 4, 4, 4, 7, yes, 3],
+    ]
+    assert batch.labels[0].tolist() == [-100] * 8 + [yes, -100, -100, red, 3]
+    assert batch.pixel_values is not None and batch.pixel_values.shape[0] == 2  # one per image
+    assert batch.answer_ids.tolist() == [yes, red, yes]  # one per question
+
+
+def test_scene_conversations_group_consecutive_items_of_a_scene() -> None:
+    items = [{"scene": torch.tensor(s), "index": torch.tensor(i)} for i, s in enumerate([0, 0, 1])]
+    grouped = SceneConversations(items, torch.tensor([0, 0, 1]))  # type: ignore[arg-type]
+    assert len(grouped) == 2
+    assert [int(x["index"]) for x in grouped[0]] == [0, 1]
+    assert [int(x["index"]) for x in grouped[1]] == [2]
+
+
+def test_mma_attention_is_a_config_switch_and_rejects_other_rules() -> None:
+    assert load_vlm_config(CONFIG, ["attention=mma"]).attention == "mma"
+    with pytest.raises(ConfigError, match="attention must be one of"):
+        load_vlm_config(CONFIG, ["attention=bidirectional"])
+
+
+def test_mma_prediction_lets_the_image_see_the_question() -> None:
+    tokenizer = build_tokenizer()
+    spec = SmallLlavaConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        image_token_id=tokenizer.token_to_id("<image>"),
+        image_size=16,
+        patch_size=8,
+        vision_hidden=16,
+        text_hidden=16,
+        text_layers=1,
+    )
+    model = build_small_llava(spec).eval()
+    fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
+    batch = VQACollator(fmt)([sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)])
+    causal = model_mask(model, "causal", batch.input_ids, batch.attention_mask, batch.labels)
+    assert causal is batch.attention_mask  # the default 2D path
+    mma = model_mask(model, "mma", batch.input_ids, batch.attention_mask, batch.labels)
+    assert mma.shape == (2, 1, 10, 10)
+    first_image, question = 1, 5  # row 0: <bos> <image>x4 7 8 9 yes <eos>
+    assert mma[0, 0, first_image, question] == 0  # the image sees the question
+    assert mma[0, 0, first_image, 8] < 0  # never the answer
+    assert predict_answers(model, batch, "mma").shape == (2,)
 
 
 def test_pixels_are_normalised_with_clip_statistics() -> None:

@@ -52,6 +52,7 @@ from polymodal.data.synth.shapes_vqa import (
 )
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
+from polymodal.methods.aki.mask import ATTENTION_KINDS
 from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import (
     DataConfig,
@@ -89,6 +90,9 @@ class VLMConfig:
     name: str = "shapes-vlm"
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
+    attention: str = "causal"
+    """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
+    image tokens also see the question, never the answer; no extra parameters."""
     data: DataConfig = field(default_factory=lambda: DataConfig(name="shapes_vqa"))
     model: VLMModelConfig = field(default_factory=VLMModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, weight_decay=0.01))
@@ -109,6 +113,8 @@ def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = (
             raise ConfigError(f"config file {path} does not exist")
         values = yaml.safe_load(path.read_text()) or {}
     config = from_dict(VLMConfig, apply_overrides(values, overrides))
+    if config.attention not in ATTENTION_KINDS:
+        raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
     if config.data.name != "shapes_vqa":
         raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
     return config
@@ -297,13 +303,32 @@ def small_llava_config(model: VLMModelConfig, tokenizer: Any, image_size: int) -
     )
 
 
+def model_mask(
+    model: Any, attention: str, input_ids: Tensor, mask: Tensor, labels: Tensor | None = None
+) -> Tensor:
+    """The ``attention_mask`` to pass the model: the 2D padding mask for causal attention
+    (transformers builds the causal rule itself), the (B, 1, T, T) MMA mask otherwise."""
+    if attention == "causal":
+        return mask
+    from polymodal.methods.aki import vlm_attention_mask
+
+    image_token = model.config.image_token_id
+    return vlm_attention_mask(attention, input_ids, mask, image_token, labels, model.dtype)
+
+
 @torch.no_grad()
-def predict_answers(model: Any, batch: VQABatch) -> Tensor:
-    """The model's greedy answer token for each prompt: (B,) ids (our own forward)."""
+def predict_answers(model: Any, batch: VQABatch, attention: str = "causal") -> Tensor:
+    """The model's greedy answer token for each prompt: (B,) ids (our own forward).
+
+    Args:
+        model: the VLM.
+        batch: single-question rows.
+        attention: the rule the model was trained with (``"causal"`` or ``"mma"``).
+    """
     input_ids, attention_mask = batch.prompt()
     out = model(
         input_ids=input_ids,
-        attention_mask=attention_mask,
+        attention_mask=model_mask(model, attention, input_ids, attention_mask),
         position_ids=positions_from_mask(attention_mask),
         pixel_values=batch.pixel_values,
         logits_to_keep=1,
@@ -337,23 +362,35 @@ class VQAModule(L.LightningModule):
         optim: AdamW settings.
         max_epochs: length of the cosine schedule (in epochs).
         seed: base of the per-epoch reseeding (exact resumes).
+        attention: ``"causal"`` or ``"mma"``, in training and evaluation alike.
     """
 
-    def __init__(self, model: Any, optim: OptimConfig, max_epochs: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: Any,
+        optim: OptimConfig,
+        max_epochs: int,
+        seed: int = 0,
+        attention: str = "causal",
+    ) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
         self.max_epochs = max_epochs
         self.seed = seed
+        self.attention = attention
         self._outcomes: list[tuple[Tensor, Tensor]] = []
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
 
     def training_step(self, batch: VQABatch, batch_idx: int) -> Tensor:
+        mask = model_mask(
+            self.model, self.attention, batch.input_ids, batch.attention_mask, batch.labels
+        )
         out = self.model(
             input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
+            attention_mask=mask,
             position_ids=positions_from_mask(batch.attention_mask),
             pixel_values=batch.pixel_values,
             labels=batch.labels,
@@ -363,7 +400,7 @@ class VQAModule(L.LightningModule):
         return out.loss
 
     def _score(self, batch: VQABatch) -> None:
-        correct = predict_answers(self.model, batch) == batch.answer_ids
+        correct = predict_answers(self.model, batch, self.attention) == batch.answer_ids
         self._outcomes.append((correct.cpu(), batch.question_type.cpu()))
 
     def _accuracy(self) -> VQAAccuracy:
@@ -453,7 +490,9 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     model = build_small_llava(spec, seed=config.seed)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
     collator = VQACollator(fmt)
-    module = VQAModule(model, config.optim, config.trainer.max_epochs, config.seed)
+    module = VQAModule(
+        model, config.optim, config.trainer.max_epochs, config.seed, config.attention
+    )
     t = config.trainer
     trainer = L.Trainer(
         max_epochs=t.max_epochs,

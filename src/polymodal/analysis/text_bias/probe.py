@@ -218,7 +218,8 @@ class SmallVLMAdapter:
                 pixel_values=None if pixels is None else pixels.to(device),
             )
             tokens = [
-                self.vlm.tokenizer.id_to_token(i) for i in predict_answers(self.vlm.model, batch)
+                self.vlm.tokenizer.id_to_token(i)
+                for i in predict_answers(self.vlm.model, batch, self.vlm.config.attention)
             ]
             answers += ["" if t in SPECIAL_TOKENS else t for t in tokens]  # as decoding skips them
         return answers
