@@ -21,6 +21,7 @@ from polymodal.train.vlm import (
     model_mask,
     normalize_pixels,
     predict_answers,
+    training_rows,
 )
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "shapes_vlm.yaml"
@@ -74,6 +75,29 @@ def test_scene_conversations_group_consecutive_items_of_a_scene() -> None:
     assert len(grouped) == 2
     assert [int(x["index"]) for x in grouped[0]] == [0, 1]
     assert [int(x["index"]) for x in grouped[1]] == [2]
+
+
+def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
+    assert load_vlm_config(CONFIG) == load_vlm_config()
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("seed: 3\nmodel:\n  text_layers: 2\n")
+    config = load_vlm_config(partial)  # unset sections and keys keep the defaults
+    assert config.seed == 3 and config.model.text_layers == 2
+    assert config.data.name == "shapes_vqa" and config.model.text_hidden == 128
+
+
+def test_training_rows_are_conversations_unless_texts_are_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_vqa import load_shapes_vqa
+
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
+    train = load_shapes_vqa("train", train=8, val=4, test=4)
+    plain = training_rows(train, load_vlm_config())
+    assert isinstance(plain, SceneConversations) and len(plain) == 2  # 4 questions per scene
+    texts = training_rows(train, load_vlm_config(None, ["text.mixture=sft"]))
+    assert isinstance(texts, TextAugmentedVQA) and len(texts) == 8
 
 
 def test_mma_attention_is_a_config_switch_and_rejects_other_rules() -> None:

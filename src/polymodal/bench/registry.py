@@ -13,6 +13,8 @@ _CHECKS: dict[str, ClaimCheck] = {}
 _PROVIDERS = (
     "polymodal.bench.fusion",
     "polymodal.methods.divprune.claim",
+    "polymodal.methods.aki.claim",
+    "polymodal.analysis.text_bias.claim",
     "polymodal.methods.subtype_fusion.claim",
     "polymodal.analysis.contribution.claim",
     "polymodal.methods.abpem.claim",

@@ -1,15 +1,27 @@
 """Training a small LLaVA-style VLM on Shapes-VQA: the VQA recipe.
 
 The model is a ``transformers.LlavaForConditionalGeneration`` built from
-:class:`polymodal.hf.llava.SmallLlavaConfig` with random weights. Each item
-becomes one left-padded sequence::
+:class:`polymodal.hf.llava.SmallLlavaConfig` with random weights, trained in two
+stages, as LLaVA is built on a pretrained CLIP tower:
+
+0. **vision pretraining** (:mod:`polymodal.train.vision_pretrain`): the CLIP-style
+   tower learns to name the object under every patch, from the training scenes;
+1. **VQA**: projector and language model learn to answer, the tower frozen. A
+   training row asks every question about one image in turn (a conversation),
+   the loss on the answers (and the closing ``<eos>``) only::
+
+       <bos> <image>×M  question₁ answer₁  question₂ answer₂ …  <eos>
+
+Evaluation asks one question per left-padded row::
 
     <bos> <image>×M  question words ?  answer <eos>
-    └──────── prompt (no loss) ───────┘└ loss ┘
+    └──────── prompt (no loss) ───────┘
 
-so the loss is on the answer token (and the closing ``<eos>``) only, and the
-answer is the greedy next token after the prompt. Images are normalised with
-CLIP's pixel mean and standard deviation, as LLaVA's processor does.
+and the answer is the greedy next token after the prompt. Images are normalised
+with CLIP's pixel mean and standard deviation, as LLaVA's processor does.
+``attention: mma`` trains and evaluates with modality-mutual attention
+(:mod:`polymodal.methods.aki`); ``text:`` puts texts beside the questions and
+``init_from:`` fine-tunes a finished run (the text-bias recipes).
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
 ``model.safetensors`` (the weights after the last epoch), ``metrics.json`` (test
@@ -62,6 +74,11 @@ from polymodal.train.config import (
     from_dict,
 )
 from polymodal.train.datamodule import EpochSeededSampler
+from polymodal.train.vision_pretrain import (
+    VisionPretrainConfig,
+    patch_labels,
+    pretrain_vision_tower,
+)
 
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -84,6 +101,25 @@ class VLMModelConfig:
 
 
 @dataclass
+class TextTrainingConfig:
+    """Texts beside the training questions (:mod:`polymodal.analysis.text_bias.data`).
+
+    Args:
+        mixture: ``None`` (no texts) or a mixture of
+            :class:`~polymodal.analysis.text_bias.data.TextAugmentedVQA`
+            (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
+        seed: draws the texts and each item's condition.
+        caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
+        position: where the text goes: ``before``/``after`` the question.
+    """
+
+    mixture: str | None = None
+    seed: int = 0
+    caution: str = "before"
+    position: str = "before"
+
+
+@dataclass
 class VLMConfig:
     """One VLM training run: ``data:``, ``model:``, ``optim:`` and ``trainer:`` sections."""
 
@@ -93,26 +129,50 @@ class VLMConfig:
     attention: str = "causal"
     """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
     image tokens also see the question, never the answer; no extra parameters."""
-    data: DataConfig = field(default_factory=lambda: DataConfig(name="shapes_vqa"))
+    vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
+    """Stage 0 (:mod:`polymodal.train.vision_pretrain`); ``steps: 0`` skips it."""
+    freeze_vision_tower: bool = True
+    """Keep the vision tower fixed in the VQA stage, as LLaVA keeps its CLIP tower."""
+    text: TextTrainingConfig = field(default_factory=TextTrainingConfig)
+    init_from: str | None = None
+    """A finished VLM run folder whose weights start this run (fine-tuning); the
+    vision pretraining stage is skipped then."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            name="shapes_vqa", options={"train": 32000, "val": 2000, "test": 2000, "image_size": 64}
+        )
+    )
     model: VLMModelConfig = field(default_factory=VLMModelConfig)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, weight_decay=0.01))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, weight_decay=0.01))
     trainer: TrainerConfig = field(
-        default_factory=lambda: TrainerConfig(max_epochs=3, patience=None, progress_bar=True)
+        default_factory=lambda: TrainerConfig(max_epochs=4, patience=None, progress_bar=True)
     )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``values``, section by section (``options`` replaced whole)."""
+    merged = dict(defaults)
+    for key, value in values.items():
+        base = defaults.get(key)
+        nested = isinstance(value, dict) and isinstance(base, dict) and key != "options"
+        merged[key] = _merge(base, value) if nested else value  # type: ignore[arg-type]
+    return merged
+
+
 def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> VLMConfig:
-    """Read a VLM YAML config (defaults when ``path`` is None) plus dotted overrides."""
+    """Read a VLM YAML config plus dotted overrides; what neither sets keeps
+    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None)."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         values = yaml.safe_load(path.read_text()) or {}
-    config = from_dict(VLMConfig, apply_overrides(values, overrides))
+    merged = _merge(VLMConfig().to_dict(), apply_overrides(values, overrides))
+    config = from_dict(VLMConfig, merged)
     if config.attention not in ATTENTION_KINDS:
         raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
     if config.data.name != "shapes_vqa":
@@ -425,8 +485,9 @@ class VQAModule(L.LightningModule):
             self.log(f"test_acc_{name}", value)
 
     def configure_optimizers(self) -> Any:
+        trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
+            trainable, lr=self.optim.lr, weight_decay=self.optim.weight_decay
         )
         steps = int(self.trainer.estimated_stepping_batches)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -466,6 +527,17 @@ def _loader(
     )
 
 
+def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
+    """What a training batch holds: one conversation per image, or, with texts, one
+    question per row (a text-only item has no image to share with the others)."""
+    text = config.text
+    if text.mixture is None:
+        return conversations(train)
+    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+
+    return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
+
+
 def conversations(split: ShapesVQA) -> SceneConversations:
     """A Shapes-VQA split as one conversation per image (what training batches hold)."""
     return SceneConversations(split, split.tensors["scene"])
@@ -488,8 +560,23 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     image_size = int(data["train"][0]["image"].shape[-1])
     spec = small_llava_config(config.model, tokenizer, image_size)
     model = build_small_llava(spec, seed=config.seed)
+    if config.init_from is not None:
+        model.load_state_dict(load_weights(Path(config.init_from) / "model.safetensors"))
+    elif config.vision_pretrain.steps:
+        train = data["train"]
+        labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
+        pretrain_vision_tower(
+            model.model.vision_tower,
+            train.tensors["images"],
+            labels,
+            config.vision_pretrain,
+            normalize_pixels,
+            seed=config.seed,
+            progress=config.trainer.progress_bar,
+        )
+    model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
-    collator = VQACollator(fmt)
+    collator = VQACollator(fmt, context_position=config.text.position)
     module = VQAModule(
         model, config.optim, config.trainer.max_epochs, config.seed, config.attention
     )
@@ -509,7 +596,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     )
     trainer.fit(
         module,
-        train_dataloaders=_loader(conversations(data["train"]), collator, config, shuffle=True),
+        train_dataloaders=_loader(training_rows(data["train"], config), collator, config, True),
         val_dataloaders=_loader(data["val"], collator, config, shuffle=False),
     )
     tested = trainer.test(

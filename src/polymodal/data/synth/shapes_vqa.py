@@ -104,7 +104,7 @@ class ShapesVQAConfig:
     """
 
     seed: int = 0
-    train: int = 16000
+    train: int = 32000
     val: int = 2000
     test: int = 2000
     image_size: int = 64
@@ -388,10 +388,14 @@ class ShapesVQA(Dataset[dict[str, Tensor]]):
         return Tokenizer.from_file(str(self.folder / "tokenizer.json"))
 
     @cached_property
+    def scene_objects(self) -> Tensor:
+        """(S, max_objects, 7) every scene's objects: ``present`` then the columns of FIELDS."""
+        return load_file(str(self.folder / "scenes.safetensors"))[self.split]
+
+    @property
     def scenes(self) -> Tensor:
-        """(N, max_objects, 7) each item's scene: ``present`` then the columns of FIELDS."""
-        table = load_file(str(self.folder / "scenes.safetensors"))[self.split]
-        return table[self.tensors["scene"]]
+        """(N, max_objects, 7) each item's scene (rows of :attr:`scene_objects`)."""
+        return self.scene_objects[self.tensors["scene"]]
 
     def question(self, index: int) -> str:
         """The question of item ``index`` as text."""

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import table
+from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES, load_shapes_vqa
 from polymodal.hf.llava import (
     fastv_scores,
@@ -29,7 +30,6 @@ from polymodal.hf.llava import (
     next_token_logits,
     prune_inputs,
 )
-from polymodal.methods.divprune.experiment import vlm_config
 from polymodal.methods.divprune.plots import accuracy_plot, kept_tokens_figure
 from polymodal.methods.divprune.select import keep_count, select_tokens
 from polymodal.train.vlm import TrainedVLM, VQABatch, VQACollator, accuracy_by_type, cached_vlm
