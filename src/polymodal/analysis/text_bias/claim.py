@@ -39,14 +39,15 @@ MAX_CLEAN_CHANGE = 0.02  # |image-only accuracy after SFT − before|
 
 
 def fine_tune(base: VLMConfig, start: TrainedVLM, mixture: str, seed: int) -> VLMConfig:
-    """A fine-tuning run of ``start`` on a text mixture: a fifth of the base learning rate,
-    single-question rows, the base schedule's length."""
+    """A fine-tuning run of ``start`` on a text mixture: one pass over the training
+    questions (one per row) at a fifth of the base learning rate."""
     return dataclasses.replace(
         base,
         name=f"{base.name}-{mixture}",
         init_from=str(start.run_dir),
         text=TextTrainingConfig(mixture=mixture, seed=seed),
         optim=OptimConfig(lr=base.optim.lr / 5, weight_decay=base.optim.weight_decay),
+        trainer=dataclasses.replace(base.trainer, max_epochs=1),
     )
 
 
@@ -60,6 +61,8 @@ def _rows(results: dict[str, TextBiasResult]) -> list[list[object]]:
 
 
 def _fmt(value: object) -> object:
+    if value is None:
+        return "—"  # the column does not apply to the condition
     return f"{value:.3f}" if isinstance(value, float) else value
 
 
