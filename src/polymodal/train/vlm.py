@@ -64,6 +64,7 @@ from polymodal.data.synth.shapes_vqa import (
 )
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
+from polymodal.methods.aki.batch import vlm_attention_mask
 from polymodal.methods.aki.mask import ATTENTION_KINDS
 from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import (
@@ -370,8 +371,6 @@ def model_mask(
     (transformers builds the causal rule itself), the (B, 1, T, T) MMA mask otherwise."""
     if attention == "causal":
         return mask
-    from polymodal.methods.aki import vlm_attention_mask
-
     image_token = model.config.image_token_id
     return vlm_attention_mask(attention, input_ids, mask, image_token, labels, model.dtype)
 

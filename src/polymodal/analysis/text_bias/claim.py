@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from polymodal.analysis.text_bias.metrics import TextBiasResult
+from polymodal.analysis.text_bias.metrics import ROW_COLUMNS, TextBiasResult
 from polymodal.analysis.text_bias.plots import condition_bars
 from polymodal.analysis.text_bias.probe import SmallVLMAdapter, probe_items, run_probe
 from polymodal.bench.claims import ClaimCheck, Context, Outcome, Table
@@ -54,9 +54,7 @@ def fine_tune(base: VLMConfig, start: TrainedVLM, mixture: str, seed: int) -> VL
 def _rows(results: dict[str, TextBiasResult]) -> list[list[object]]:
     rows: list[list[object]] = []
     for name, result in results.items():
-        for row in result.rows():
-            values = row._asdict()
-            rows.append([name, *(_fmt(v) for v in values.values())])
+        rows += [[name, *(_fmt(v) for v in row)] for row in result.rows()]
     return rows
 
 
@@ -88,9 +86,10 @@ def run(context: Context) -> Outcome:
         "SFT cuts TPR by >= 0.30": tpr_before - tpr_after >= MIN_TPR_CUT,
         "clean accuracy within 0.02": abs(clean_after - clean_before) <= MAX_CLEAN_CHANGE,
     }
-    columns = list(next(iter(results.values())).rows()[0]._asdict())
     tables: list[Table] = [
-        table("Probe per model, text position and condition", ["model", *columns], _rows(results)),
+        table(
+            "Probe per model, text position and condition", ["model", *ROW_COLUMNS], _rows(results)
+        ),
         table(
             "Criterion parts (text before the question, corrupted text)",
             ["part", "value", "met"],

@@ -243,11 +243,13 @@ def encode(tokenizer: Any, texts: list[str], length: int = TEXT_LENGTH) -> Tenso
 def _questions(scene: Scene, rng: np.random.Generator, count: int, size: int) -> list[Question]:
     """``count`` questions about one scene, distinct while a few redraws find new ones."""
     questions: list[Question] = []
+    asked: set[str] = set()
     for _ in range(count):
         for _ in range(8):
             question = ask(scene, rng, size)
-            if question.text not in {q.text for q in questions}:
+            if question.text not in asked:
                 break
+        asked.add(question.text)
         questions.append(question)
     return questions
 
