@@ -144,6 +144,7 @@ def run(context: Context) -> Outcome:
         ),
     ]
     trained = {k: round(v, 4) for k, v in vlm.metrics.items()}
+    kept = f"{ours / full:.1%}" if full > 0 else "— (the unpruned model answers nothing right)"
     return Outcome(
         ours=ours,
         baselines=baselines,
@@ -160,7 +161,7 @@ def run(context: Context) -> Outcome:
         plots=plots,
         notes=(
             f"{len(questions)} test questions; unpruned accuracy {full:.4f} with "
-            f"{vlm.fmt.num_visual_tokens} visual tokens. DivPrune keeps {ours / full:.1%} of it at "
+            f"{vlm.fmt.num_visual_tokens} visual tokens. DivPrune keeps {kept} of it at "
             f"ratio {CRITERION_RATIO:g}. VLM test metrics after training: {trained}."
             + (
                 " Quick size: a one-epoch model; the verdict is not meaningful."
