@@ -36,7 +36,8 @@ import torch
 
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
 from polymodal.methods.aki import vlm_attention_mask
-from polymodal.train.vlm import PromptFormat, VQABatch, VQACollator, load_vlm_config
+from polymodal.train.vlm import load_vlm_config
+from polymodal.train.vqa_batches import PromptFormat, VQABatch, VQACollator
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "shapes_vlm.yaml"
 PAD, UNK, BOS, EOS, IMAGE = 0, 1, 2, 3, 4

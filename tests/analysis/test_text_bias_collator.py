@@ -8,7 +8,8 @@ import torch
 from polymodal.data.synth.shapes_vqa import ANSWERS, build_tokenizer
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava
-from polymodal.train.vlm import PromptFormat, VQACollator, predict_answers
+from polymodal.train.vlm import predict_answers
+from polymodal.train.vqa_batches import PromptFormat, VQACollator
 
 M = 4  # visual tokens in the hand-made batches
 

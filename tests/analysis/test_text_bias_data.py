@@ -72,7 +72,8 @@ def test_mixtures_are_normalised_and_checked() -> None:
 
 def test_a_batch_mixing_text_only_and_image_items_trains(train) -> None:
     from polymodal.hf.llava import build_small_llava, positions_from_mask
-    from polymodal.train.vlm import PromptFormat, VLMConfig, VQACollator, small_llava_config
+    from polymodal.train.vlm import VLMConfig, small_llava_config
+    from polymodal.train.vqa_batches import PromptFormat, VQACollator
 
     data = TextAugmentedVQA(train, "sft_text_only", seed=0)
     model_config = VLMConfig().model

@@ -23,14 +23,8 @@ from polymodal.data.synth.shapes_text import ShapesTexts
 from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 from polymodal.errors import DataError
 from polymodal.hf.llava import build_small_llava
-from polymodal.train.vlm import (
-    PromptFormat,
-    TrainedVLM,
-    VLMConfig,
-    VQACollator,
-    predict_answers,
-    small_llava_config,
-)
+from polymodal.train.vlm import TrainedVLM, VLMConfig, predict_answers, small_llava_config
+from polymodal.train.vqa_batches import PromptFormat, VQACollator
 
 TINY_MODEL = {"patch_size": 16, "vision_hidden": 16, "text_hidden": 16, "text_layers": 1}
 

@@ -1,80 +1,31 @@
-"""The VQA recipe: batches, answer-token loss, training, reloading, and the HF path on it."""
+"""The VQA recipe: config, answer-token loss, training, reloading, and the HF path on it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from polymodal.data.synth.shapes_vqa import ANSWERS, build_tokenizer
+from polymodal.data.synth.shapes_vqa import build_tokenizer
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, prune_and_generate
 from polymodal.train.vlm import (
-    PIXEL_MEAN,
-    PromptFormat,
-    SceneConversations,
-    VQACollator,
     cached_vlm,
     load_vlm,
     load_vlm_config,
     model_mask,
-    normalize_pixels,
     predict_answers,
     training_rows,
 )
+from polymodal.train.vqa_batches import (
+    PromptFormat,
+    SceneConversations,
+    VQACollator,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "shapes_vlm.yaml"
-M = 4  # visual tokens in the hand-made batches
-
-
-def sample(words: list[int], answer: str, kind: int) -> dict[str, torch.Tensor]:
-    text = torch.zeros(12, dtype=torch.long)
-    text[: len(words)] = torch.tensor(words)
-    return {
-        "image": torch.full((3, 16, 16), 0.5),
-        "text_ids": text,
-        "label": torch.tensor(ANSWERS.index(answer)),
-        "question_type": torch.tensor(kind),
-    }
-
-
-def test_collator_left_pads_and_labels_only_the_answer_and_eos() -> None:
-    fmt = PromptFormat.from_tokenizer(build_tokenizer(), M)
-    yes, red = int(fmt.answer_ids[ANSWERS.index("yes")]), int(fmt.answer_ids[ANSWERS.index("red")])
-    batch = VQACollator(fmt)([sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)])
-    # <bos>=2, <image>=4, <eos>=3, <pad>=0
-    assert batch.input_ids.tolist() == [
-        [2, 4, 4, 4, 4, 7, 8, 9, yes, 3],
-        [0, 2, 4, 4, 4, 4, 7, 8, red, 3],
-    ]
-    assert batch.attention_mask[1].tolist() == [0] + [1] * 9
-    assert batch.labels.tolist() == [[-100] * 8 + [yes, 3], [-100] * 8 + [red, 3]]
-    assert batch.answer_ids.tolist() == [yes, red]
-    prompt_ids, _ = batch.prompt()
-    assert prompt_ids[:, -1].tolist() == [9, 8]
-
-
-def test_a_conversation_asks_every_question_about_one_image_in_turn() -> None:
-    fmt = PromptFormat.from_tokenizer(build_tokenizer(), M)
-    yes, red = int(fmt.answer_ids[ANSWERS.index("yes")]), int(fmt.answer_ids[ANSWERS.index("red")])
-    single = sample([7], "yes", 3)
-    batch = VQACollator(fmt)([[sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)], [single]])
-    assert batch.input_ids.tolist() == [
-        [2, 4, 4, 4, 4, 7, 8, 9, yes, 7, 8, red, 3],
-        [0, 0, 0, 0, 0, 2, 4, 4, 4, 4, 7, yes, 3],
-    ]
-    assert batch.labels[0].tolist() == [-100] * 8 + [yes, -100, -100, red, 3]
-    assert batch.pixel_values is not None and batch.pixel_values.shape[0] == 2  # one per image
-    assert batch.answer_ids.tolist() == [yes, red, yes]  # one per question
-
-
-def test_scene_conversations_group_consecutive_items_of_a_scene() -> None:
-    items = [{"scene": torch.tensor(s), "index": torch.tensor(i)} for i, s in enumerate([0, 0, 1])]
-    grouped = SceneConversations(items, torch.tensor([0, 0, 1]))  # type: ignore[arg-type]
-    assert len(grouped) == 2
-    assert [int(x["index"]) for x in grouped[0]] == [0, 1]
-    assert [int(x["index"]) for x in grouped[1]] == [2]
 
 
 def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
@@ -106,7 +57,7 @@ def test_mma_attention_is_a_config_switch_and_rejects_other_rules() -> None:
         load_vlm_config(CONFIG, ["attention=bidirectional"])
 
 
-def test_mma_prediction_lets_the_image_see_the_question() -> None:
+def test_mma_prediction_lets_the_image_see_the_question(sample: Any) -> None:
     tokenizer = build_tokenizer()
     spec = SmallLlavaConfig(
         vocab_size=tokenizer.get_vocab_size(),
@@ -128,11 +79,6 @@ def test_mma_prediction_lets_the_image_see_the_question() -> None:
     assert mma[0, 0, first_image, question] == 0  # the image sees the question
     assert mma[0, 0, first_image, 8] < 0  # never the answer
     assert predict_answers(model, batch, "mma").shape == (2,)
-
-
-def test_pixels_are_normalised_with_clip_statistics() -> None:
-    image = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1).expand(2, 3, 4, 4)
-    torch.testing.assert_close(normalize_pixels(image), torch.zeros(2, 3, 4, 4))
 
 
 def test_config_file_parses_and_rejects_other_data() -> None:

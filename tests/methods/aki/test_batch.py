@@ -9,7 +9,7 @@ import torch
 
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
 from polymodal.methods.aki.batch import answer_start_from_labels, vlm_attention_mask
-from polymodal.train.vlm import PromptFormat, VQABatch, VQACollator
+from polymodal.train.vqa_batches import PromptFormat, VQABatch, VQACollator
 
 PAD, BOS, EOS, IMG = 0, 2, 3, 4
 TINY = SmallLlavaConfig(

@@ -3,7 +3,7 @@
 :class:`TextAugmentedVQA` wraps a Shapes-VQA split. Each item is assigned one
 :class:`~polymodal.analysis.text_bias.conditions.Condition` once, drawn from a
 mixture with a fixed seed, and carries that condition's text as ``context_ids``
-(what :class:`polymodal.train.vlm.VQACollator` puts beside the question). The
+(what :class:`polymodal.train.vqa_batches.VQACollator` puts beside the question). The
 label is the true answer when the image is shown, and the answer the text
 implies when it is not (a text-only item).
 

@@ -203,7 +203,8 @@ class SmallVLMAdapter:
 
     @torch.no_grad()
     def answer(self, queries: Sequence[Query], position: str) -> list[str]:
-        from polymodal.train.vlm import VQACollator, predict_answers
+        from polymodal.train.vlm import predict_answers
+        from polymodal.train.vqa_batches import VQACollator
 
         collator = VQACollator(self.vlm.fmt, context_position=position)
         device = _device(self.vlm.model)

@@ -32,7 +32,8 @@ from polymodal.hf.llava import (
 )
 from polymodal.methods.divprune.plots import accuracy_plot, kept_tokens_figure
 from polymodal.methods.divprune.select import keep_count, select_tokens
-from polymodal.train.vlm import TrainedVLM, VQABatch, VQACollator, accuracy_by_type, cached_vlm
+from polymodal.train.vlm import TrainedVLM, accuracy_by_type, cached_vlm
+from polymodal.train.vqa_batches import VQABatch, VQACollator
 
 RATIOS = (1.0, 0.5, 0.25, 0.1, 0.05)
 CRITERION_RATIO = 0.1

@@ -11,7 +11,8 @@ import torch
 
 from polymodal.hf.llava import fastv_scores, image_features
 from polymodal.methods.divprune.select import keep_count, select_tokens
-from polymodal.train.vlm import TrainedVLM, VQACollator
+from polymodal.train.vlm import TrainedVLM
+from polymodal.train.vqa_batches import VQACollator
 
 STYLE = {
     "divprune": ("tab:orange", "o"),
