@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,9 @@ def test_training_caches_a_model_whose_hf_path_matches_its_forward(
     config = load_vlm_config(CONFIG, overrides)
     trained = cached_vlm(config)
     assert set(trained.metrics) >= {"test_acc", "test_acc_color", "test_acc_count"}
+    history = json.loads((trained.run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [0]  # one validation per epoch
+    assert set(history[0]) >= {"val_acc", "color", "count"}
     reloaded = cached_vlm(config)  # from the cache: the same weights
     assert reloaded.run_dir == trained.run_dir
     for name, value in trained.model.state_dict().items():

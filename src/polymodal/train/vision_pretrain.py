@@ -85,7 +85,8 @@ def pretrain_vision_tower(
     """Train ``tower`` to classify every patch; returns the last step's loss.
 
     Args:
-        tower: a CLIP-style vision model (``hidden_states[-1]`` is (B, 1 + M, D), CLS first).
+        tower: a CLIP-style vision model (``hidden_states[-1]`` is (B, 1 + M, D), CLS first);
+            it trains on the device it is on.
         images: (S, 3, H, W) uint8 training images.
         labels: (S, M) patch classes from :func:`patch_labels`.
         config: steps, batch size, learning rate.
@@ -95,16 +96,16 @@ def pretrain_vision_tower(
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    width = tower.config.hidden_size
-    head = nn.Linear(width, BACKGROUND + 1)
+    width, device = tower.config.hidden_size, next(tower.parameters()).device
+    head = nn.Linear(width, BACKGROUND + 1).to(device)
     optimizer = torch.optim.AdamW([*tower.parameters(), *head.parameters()], lr=config.lr)
     tower.train()
     loss = torch.tensor(float("nan"))
     for _ in tqdm(range(config.steps), desc="vision pretraining", disable=not progress):
         pick = torch.randint(len(images), (config.batch_size,), generator=generator)
-        pixels = normalize(images[pick].float() / 255.0)
+        pixels = normalize(images[pick].to(device).float() / 255.0)
         tokens = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[-1][:, 1:]
-        loss = F.cross_entropy(head(tokens).flatten(0, 1), labels[pick].flatten())
+        loss = F.cross_entropy(head(tokens).flatten(0, 1), labels[pick].to(device).flatten())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

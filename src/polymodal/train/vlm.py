@@ -17,7 +17,8 @@ stages, as LLaVA is built on a pretrained CLIP tower:
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
 ``model.safetensors`` (the weights after the last epoch), ``metrics.json`` (test
-accuracy, overall and per question type) and Lightning's ``checkpoints/``
+accuracy, overall and per question type), ``history.json`` (validation accuracy
+after each epoch, likewise) and Lightning's ``checkpoints/``
 (safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
 keeps one run per config under the polymodal cache, so a bench trains it once.
 
@@ -273,6 +274,8 @@ class VQAModule(L.LightningModule):
         self.seed = seed
         self.attention = attention
         self._outcomes: list[tuple[Tensor, Tensor]] = []
+        self.history: list[dict[str, float]] = []
+        """Validation accuracy after each epoch, overall and per question type."""
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
@@ -306,7 +309,12 @@ class VQAModule(L.LightningModule):
         self._score(batch)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val_acc", self._accuracy().overall, prog_bar=True)
+        accuracy = self._accuracy()
+        self.log("val_acc", accuracy.overall, prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self.history.append(
+                {"epoch": self.current_epoch, "val_acc": accuracy.overall, **accuracy.per_type}
+            )
 
     def test_step(self, batch: VQABatch, batch_idx: int) -> None:
         self._score(batch)
@@ -398,6 +406,8 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     elif config.vision_pretrain.steps:
         train = data["train"]
         labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
+        if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            model.model.vision_tower.cuda()  # stage 0 outside Lightning: put it on the GPU
         pretrain_vision_tower(
             model.model.vision_tower,
             train.tensors["images"],
@@ -441,6 +451,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     tokenizer.save(str(out_dir / "tokenizer.json"))
     save_weights(model.state_dict(), out_dir / "model.safetensors")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
     return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir)
 
 
