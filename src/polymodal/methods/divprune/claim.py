@@ -197,7 +197,7 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "training its VLM from scratch takes about 15-20 min on a 2-core CPU; "
+            "training its VLM from scratch takes about 20 min on a 2-core CPU; "
             "run it with `polymodal bench --only divprune`"
         ),
     )
