@@ -100,7 +100,8 @@ class ViTEncoder(nn.Module):
 
     Args:
         image_size: input size, an int for square images or (H, W).
-        patch_size: side of the square, non-overlapping patches; must divide H and W.
+        patch_size: side of the non-overlapping patches, an int for squares or (P_h, P_w);
+            must divide H and W.
         in_channels: image channels C.
         dim: token width D.
         depth: number of transformer blocks.
@@ -113,7 +114,7 @@ class ViTEncoder(nn.Module):
     def __init__(
         self,
         image_size: int | Sequence[int] = 28,
-        patch_size: int = 7,
+        patch_size: int | Sequence[int] = 7,
         in_channels: int = 1,
         dim: int = 64,
         depth: int = 2,
@@ -124,14 +125,15 @@ class ViTEncoder(nn.Module):
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2 or any(s % patch_size for s in size):
+        patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+        if len(size) != 2 or len(patch) != 2 or size[0] % patch[0] or size[1] % patch[1]:
             raise ValueError(f"patch_size {patch_size} must divide image_size {size}")
         self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.in_channels = in_channels
         self.dim = dim
-        self.grid = (size[0] // patch_size, size[1] // patch_size)
+        self.grid = (size[0] // patch[0], size[1] // patch[1])
         n_patches = self.grid[0] * self.grid[1]
-        self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + int(cls_token), dim))
         self.blocks = nn.ModuleList(

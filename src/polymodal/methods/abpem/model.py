@@ -91,7 +91,7 @@ class FusionOutput:
     fused: FusionTokens | None = None
 
 
-class SpectrogramPatches(nn.Module):
+class SpectrogramPatches(ViTEncoder):
     """Log-mel (B, F, T) to transformer tokens over rectangular (F_p × T_p) patches.
 
     CAV-MAE cuts its 128-band spectrogram into 16×16 patches; at 40 bands, full-height
@@ -118,43 +118,23 @@ class SpectrogramPatches(nn.Module):
         dropout: float = 0.0,
         eps: float = 1e-5,
     ) -> None:
-        super().__init__()
         n_mels, frames = int(shape[0]), int(shape[1])
         band, width = int(patch[0]), int(patch[1])
         if n_mels % band or frames < width:
             raise ValueError(f"audio patch {tuple(patch)} must tile {n_mels} bands x {frames}")
-        self.n_mels = n_mels
-        self.frames = frames - frames % width
-        self.eps = eps
-        self.dim = dim
-        self.patch_embed = nn.Conv2d(1, dim, (band, width), stride=(band, width))
-        n_tokens = (n_mels // band) * (self.frames // width)
-        self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, dim))
-        self.blocks = nn.ModuleList(
-            TransformerBlock(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)
+        # a one-channel (F, T') image, T' cropped to whole patches, without a CLS token
+        cropped = (n_mels, frames - frames % width)
+        super().__init__(
+            cropped, (band, width), 1, dim, depth, num_heads, False, mlp_ratio, dropout
         )
-        self.norm = nn.LayerNorm(dim)
-        # As ViTEncoder: truncated-normal positions and linears, Xavier patch embedding.
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        w = self.patch_embed.weight
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, F, T) log-mel -> (B, N_a, D) tokens, N_a = (F / F_p) * (T // T_p)."""
-        x = x[:, :, : self.frames]
+        x = x[:, :, : self.image_size[1]]
         mean = x.mean(dim=(1, 2), keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True, unbiased=False)
-        x = (x - mean) / (std + self.eps)
-        t = self.patch_embed(x[:, None]).flatten(2).transpose(1, 2)  # (B, D, f, t) -> (B, f*t, D)
-        t = t + self.pos_embed
-        for block in self.blocks:
-            t = block(t).output
-        return self.norm(t)
+        return super().forward(((x - mean) / (std + self.eps))[:, None])
 
 
 class AVFusionTransformer(nn.Module):
