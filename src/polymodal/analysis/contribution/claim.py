@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
+from polymodal.bench.plots import pyplot, save_figure
 from polymodal.bench.registry import register
 from polymodal.bench.report import table
 from polymodal.data.cache import home, params_key
@@ -119,11 +120,7 @@ def _measure(setting: Setting, quick: bool, unimodal: tuple[str, ...]) -> Settin
 
 
 def _plot(sweep: list[Setting], collapse: Setting, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     gaps = [s.gap for s in sweep]
     m_image = [s.m["image"] for s in sweep if s.m]
@@ -144,11 +141,7 @@ def _plot(sweep: list[Setting], collapse: Setting, path: Path) -> Path:
     right.set_ylabel("m_i (pooled)")
     right.set_title("m_i per setting (last: audio replaced by noise)")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(context: Context) -> Outcome:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from polymodal.bench.plots import pyplot, save_figure
 
 
 def _display(image: Tensor) -> tuple[Tensor, str | None]:
@@ -36,7 +28,7 @@ def contribution_bars(
     pooled: Mapping[str, float], per_sample: Mapping[str, float], path: Path, title: str
 ) -> Path:
     """Bars of the pooled m_i beside the per-sample-normalised m_i, values printed on top."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(pooled)
     xs = torch.arange(len(names)).float()
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.5, 3.4))
@@ -52,11 +44,7 @@ def contribution_bars(
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def patch_heatmaps(
@@ -77,7 +65,7 @@ def patch_heatmaps(
         path: PNG file to write.
         titles: a title per image (e.g. label and prediction).
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = images.shape[0]
     fig, axes = plt.subplots(1, n + 1, figsize=(2.2 * (n + 1), 2.6), squeeze=False)
     ax = axes[0, 0]
@@ -95,11 +83,7 @@ def patch_heatmaps(
         ax.set_title(titles[i] if i < len(titles) else f"sample {i}", fontsize=8)
     for ax in axes[0]:
         ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def tile_rankings(
@@ -114,7 +98,7 @@ def tile_rankings(
         path: PNG file to write.
         per_bag: tiles shown per bag (the top half and the bottom half by score).
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = tiles.shape[0]
     fig, axes = plt.subplots(n, per_bag, figsize=(1.5 * per_bag, 1.7 * n), squeeze=False)
     for b in range(n):
@@ -130,8 +114,4 @@ def tile_rankings(
                 ax.imshow(picture.numpy(), cmap=cmap)
                 ax.set_title(f"tile {t}: {float(scores[b, t]):.3f}", fontsize=7)
     fig.suptitle("most (left) and least (right) important tiles per patient", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

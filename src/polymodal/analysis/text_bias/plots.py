@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from polymodal.analysis.text_bias.metrics import TextBiasResult
+from polymodal.bench.plots import pyplot, save_figure
 from polymodal.data.synth.shapes_text import VARIANTS
 
 
@@ -19,12 +20,9 @@ def condition_bars(results: Mapping[str, TextBiasResult], path: Path, title: str
         path: PNG file to write.
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     labels = list(results)
     conditions = list(dict.fromkeys(c for r in results.values() for c in r.answers))
     width = 0.8 / len(labels)
@@ -51,8 +49,4 @@ def condition_bars(results: Mapping[str, TextBiasResult], path: Path, title: str
         ax.tick_params(axis="x", labelsize=8)
     left.legend(fontsize=8, loc="lower left")
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from polymodal.bench.plots import pyplot, save_figure
 
 
 def gap_vs_severity(
@@ -28,7 +20,7 @@ def gap_vs_severity(
     """
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(gaps), figsize=(5 * len(gaps), 3.6), squeeze=False)
     for ax, (modality, curves) in zip(axes[0], gaps.items(), strict=True):
         highest = sorted(curves, key=lambda n: curves[n][-1])[-3:]  # label only these
@@ -44,11 +36,7 @@ def gap_vs_severity(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def stream_accuracy(
@@ -62,7 +50,7 @@ def stream_accuracy(
     """
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
     for ax, (corruption, methods) in zip(axes[0], runs.items(), strict=True):
         for method, accuracy in methods.items():
@@ -74,8 +62,4 @@ def stream_accuracy(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from polymodal.bench.plots import pyplot, save_figure
 from polymodal.hf.llava import fastv_scores, image_features
 from polymodal.methods.divprune.select import keep_count, select_tokens
 from polymodal.train.vlm import TrainedVLM
@@ -22,15 +23,6 @@ STYLE = {
 }
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def accuracy_plot(
     curves: Mapping[str, Mapping[float, Sequence[float]]], path: Path, unpruned: float
 ) -> Path:
@@ -41,7 +33,7 @@ def accuracy_plot(
         path: PNG file to write.
         unpruned: accuracy at ratio 1.0, drawn as a dotted line with its 90 % mark.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for method, points in curves.items():
         ratios = sorted(points)
@@ -61,11 +53,7 @@ def accuracy_plot(
     ax.set_title("Shapes-VQA accuracy under visual-token pruning")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -73,7 +61,7 @@ def kept_tokens_figure(
     vlm: TrainedVLM, dataset: Any, path: Path, ratio: float, scenes: int = 4
 ) -> Path:
     """The first ``scenes`` test images with each method's kept patches shown, the rest dimmed."""
-    plt = _pyplot()
+    plt = pyplot()
     samples = [dataset[i] for i in range(scenes)]
     batch = VQACollator(vlm.fmt)(samples)
     prompt_ids, prompt_mask = batch.prompt()
@@ -106,8 +94,4 @@ def kept_tokens_figure(
                 axes[row, col].set_title(f"{method} ({keep}/{M})", fontsize=8)
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
