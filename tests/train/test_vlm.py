@@ -38,7 +38,7 @@ def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
     assert config.data.name == "shapes_vqa" and config.model.text_hidden == 128
 
 
-def test_training_rows_are_conversations_unless_texts_are_added(
+def test_training_rows_are_conversations_unless_texts_or_mma_are_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from polymodal.analysis.text_bias.data import TextAugmentedVQA
@@ -50,6 +50,8 @@ def test_training_rows_are_conversations_unless_texts_are_added(
     assert isinstance(plain, SceneConversations) and len(plain) == 2  # 4 questions per scene
     texts = training_rows(train, load_vlm_config(None, ["text.mixture=sft"]))
     assert isinstance(texts, TextAugmentedVQA) and len(texts) == 8
+    # MMA: the image sees its row's question, so each row holds one question
+    assert training_rows(train, load_vlm_config(None, ["attention=mma"])) is train
 
 
 def test_mma_attention_is_a_config_switch_and_rejects_other_rules() -> None:

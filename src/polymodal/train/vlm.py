@@ -369,11 +369,14 @@ def _loader(
 
 
 def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
-    """What a training batch holds: one conversation per image, or, with texts, one
-    question per row (a text-only item has no image to share with the others)."""
+    """What a training batch holds: one conversation per image under causal attention,
+    else one question per row. With texts, a text-only item has no image to share;
+    under MMA the image may see its row's question but nothing after the first
+    answer (a later question has attended to that answer), so a conversation would
+    show the image only its first question while evaluation shows it each one."""
     text = config.text
     if text.mixture is None:
-        return conversations(train)
+        return conversations(train) if config.attention == "causal" else train
     from polymodal.analysis.text_bias.data import TextAugmentedVQA
 
     return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)

@@ -66,6 +66,9 @@ def vlm_attention_mask(
         image_token_id: id of the ``<image>`` placeholder
             (``model.config.image_token_id``).
         labels: (B, T) with the answer marked (not -100); None for prompts only.
+            Everything from the first labelled column on counts as answer, so a
+            row should hold one question: in a multi-turn row the image would see
+            only the first question (later questions have attended to an answer).
         dtype: the model's floating dtype.
 
     Returns:
