@@ -14,6 +14,7 @@ from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, prune_and_generate
 from polymodal.train.vlm import (
     cached_vlm,
+    fit_vlm,
     load_vlm,
     load_vlm_config,
     model_mask,
@@ -91,6 +92,8 @@ def test_config_file_parses_and_rejects_other_data() -> None:
         load_vlm_config(CONFIG, ["data.name=av_digits"])
     with pytest.raises(ConfigError, match="did you mean 'text_layers'"):
         load_vlm_config(CONFIG, ["model.text_layer=2"])
+    with pytest.raises(ConfigError, match="set data.options.grid=4"):  # 64 / 16 = 4 patches
+        fit_vlm(load_vlm_config(CONFIG, ["model.patch_size=16"]))
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ from polymodal.data.synth.shapes_vqa import (
     PAD,
     QUESTION_TYPES,
     ShapesVQA,
+    ShapesVQAConfig,
     load_shapes_vqa,
 )
 from polymodal.errors import ConfigError
@@ -183,6 +184,22 @@ def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = (
     return config
 
 
+def _check_grid(config: VLMConfig) -> None:
+    """The grid layout puts one object cell on each patch; both sizes must agree."""
+    defaults = ShapesVQAConfig()
+    options = config.data.options
+    if options.get("layout", defaults.layout) != "grid":
+        return
+    image_size = int(options.get("image_size", defaults.image_size))
+    grid = int(options.get("grid", defaults.grid))
+    patch = config.model.patch_size
+    if grid * patch != image_size:
+        raise ConfigError(
+            f"Shapes-VQA grid {grid} x patch_size {patch} must equal image_size "
+            f"{image_size}; set data.options.grid={image_size // patch}"
+        )
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -253,8 +270,7 @@ class VQAModule(L.LightningModule):
 
     Args:
         model: the VLM.
-        optim: AdamW settings.
-        max_epochs: length of the cosine schedule (in epochs).
+        optim: AdamW settings (one-cycle schedule over the trainer's steps).
         seed: base of the per-epoch reseeding (exact resumes).
         attention: ``"causal"`` or ``"mma"``, in training and evaluation alike.
     """
@@ -263,14 +279,12 @@ class VQAModule(L.LightningModule):
         self,
         model: Any,
         optim: OptimConfig,
-        max_epochs: int,
         seed: int = 0,
         attention: str = "causal",
     ) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
-        self.max_epochs = max_epochs
         self.seed = seed
         self.attention = attention
         self._outcomes: list[tuple[Tensor, Tensor]] = []
@@ -396,6 +410,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     from polymodal.train.recipe import _quiet_lightning
 
     _quiet_lightning()
+    _check_grid(config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -423,9 +438,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
     collator = VQACollator(fmt, context_position=config.text.position)
-    module = VQAModule(
-        model, config.optim, config.trainer.max_epochs, config.seed, config.attention
-    )
+    module = VQAModule(model, config.optim, config.seed, config.attention)
     t = config.trainer
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
