@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from polymodal.bench.report import markdown_table
+from polymodal.data.synth.shapes_vqa import QUESTION_TYPES
+
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "shapes_vlm.yaml"
-TYPES = ("color", "shape", "count", "exist", "relation")
 
 
 def launch(name: str, overrides: list[str], out: Path, accelerator: str) -> subprocess.Popen[bytes]:
@@ -41,25 +43,25 @@ def launch(name: str, overrides: list[str], out: Path, accelerator: str) -> subp
         "trainer.progress_bar=false",
         *overrides,
     ]
-    log = (out / f"{name}.log").open("wb")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    with (out / f"{name}.log").open("wb") as log:  # the child keeps its own handle
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
 def table(names: list[str], out: Path) -> str:
     """Markdown: validation accuracy per epoch, then test accuracy overall and per type."""
-    lines = ["| variant | validation per epoch | test | " + " | ".join(TYPES) + " |"]
-    lines.append("|---" * (3 + len(TYPES)) + "|")
+    rows: list[list[Any]] = []
     for name in names:
         run = out / name
         if not (run / "metrics.json").is_file():
-            lines.append(f"| {name} | failed: see {name}.log |" + " |" * (1 + len(TYPES)))
+            rows.append([name, f"failed: see {name}.log", *[""] * (1 + len(QUESTION_TYPES))])
             continue
         history = json.loads((run / "history.json").read_text())
         test = json.loads((run / "metrics.json").read_text())
         curve = " ".join(f"{row['val_acc']:.2f}" for row in history)
-        per_type = " | ".join(f"{test.get(f'test_acc_{t}', float('nan')):.3f}" for t in TYPES)
-        lines.append(f"| {name} | {curve} | {test['test_acc']:.3f} | {per_type} |")
-    return "\n".join(lines)
+        per_type = [test.get(f"test_acc_{t}", float("nan")) for t in QUESTION_TYPES]
+        rows.append([name, curve, test["test_acc"], *per_type])
+    columns = ["variant", "validation per epoch", "test", *QUESTION_TYPES]
+    return markdown_table(columns, rows)
 
 
 def main() -> None:
