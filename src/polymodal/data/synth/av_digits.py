@@ -252,8 +252,12 @@ class AVDigits(TensorDictDataset):
     num_classes = 10
 
 
-def build_av_digits(**options: Any) -> Path:
-    """Build (or reuse from the cache) AV-Digits and return its folder."""
+def _config(**options: Any) -> AVDigitsConfig:
+    """The :class:`AVDigitsConfig` of ``options``, checked.
+
+    Raises:
+        ConfigError: an unknown option or an impossible value.
+    """
     try:
         config = AVDigitsConfig(**options)
     except TypeError as error:
@@ -263,6 +267,12 @@ def build_av_digits(**options: Any) -> Path:
         raise ConfigError("AV-Digits needs positive split sizes and at least 20 voices")
     if not math.isfinite(config.audio_snr_db):
         raise ConfigError("AV-Digits: audio_snr_db must be a finite number")
+    return config
+
+
+def build_av_digits(**options: Any) -> Path:
+    """Build (or reuse from the cache) AV-Digits and return its folder."""
+    config = _config(**options)
     return cached_build("av_digits", VERSION, asdict(config), lambda f: build(config, f))
 
 
@@ -293,11 +303,7 @@ def load_av_digits_waveforms(split: str, **options: Any) -> dict[str, Tensor]:
     """
     if split not in SPLITS:
         raise ConfigError(f"AV-Digits has splits {SPLITS}, not {split!r}")
-    try:
-        config = AVDigitsConfig(**options)
-    except TypeError as error:
-        valid = ", ".join(asdict(AVDigitsConfig()))
-        raise ConfigError(f"AV-Digits: {error}; valid options: {valid}") from error
+    config = _config(**options)
     drawn = _sources(config)
     labels, _, _, split_rng = _draw_split(config, drawn, split)
     clips, _ = _audio_clips(drawn.waves, drawn.voice_pools[split], labels, config, split_rng)
