@@ -4,7 +4,7 @@ import pytest
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome, execute
 from polymodal.bench.registry import select
-from polymodal.bench.report import table, write_report
+from polymodal.bench.report import mean_std, table, write_report
 from polymodal.errors import ConfigError
 
 
@@ -44,3 +44,8 @@ def test_unknown_check_name_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown claim check.*nope.*available: fusion"):
         select("nope")
     assert [c.name for c in select("fusion")] == ["fusion"]
+
+
+def test_mean_std_cells_use_population_or_sample_std() -> None:
+    assert mean_std([1.0, 3.0]) == "2.0000 ± 1.0000"
+    assert mean_std([1.0, 3.0], digits=2, ddof=1) == "2.00 ± 1.41"  # sqrt(2)

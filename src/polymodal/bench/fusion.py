@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
-from polymodal.bench.report import table
+from polymodal.bench.report import mean_std, table
 from polymodal.data.cache import home, params_key
 from polymodal.train.config import ExperimentConfig, from_dict
 
@@ -70,8 +70,8 @@ def run(context: Context) -> Outcome:
         [
             name,
             "fusion" if name in FUSION else "single modality",
-            f"{means[name]:.4f} ± {np.std(accuracy[name]):.4f}",
-            f"{np.mean(macro_f1[name]):.4f} ± {np.std(macro_f1[name]):.4f}",
+            mean_std(accuracy[name]),
+            mean_std(macro_f1[name]),
             ", ".join(f"{v:.4f}" for v in accuracy[name]),
         ]
         for name in names

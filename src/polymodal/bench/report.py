@@ -19,6 +19,13 @@ def verdict(record: Record) -> str:
     return "holds" if record.holds else "does not hold"
 
 
+def mean_std(values: Sequence[float], digits: int = 4, ddof: int = 0) -> str:
+    """``"mean ± std"`` of ``values`` for a table cell (``ddof=1``: sample std)."""
+    import numpy as np
+
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=ddof):.{digits}f}"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"

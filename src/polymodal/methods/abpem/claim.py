@@ -23,7 +23,7 @@ from torch import nn
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome, Table
 from polymodal.bench.registry import register
-from polymodal.bench.report import table
+from polymodal.bench.report import mean_std, table
 from polymodal.data.corrupt import AUDIO_CORRUPTIONS, IMAGE_CORRUPTIONS, Corruption
 
 METHODS = ("none", "tent", "read", "abpem")
@@ -110,10 +110,6 @@ def _gap_sweep(
     }
 
 
-def _fmt(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
-
-
 def _tables(
     runs: dict[str, dict[str, dict[str, list[float]]]],
     gaps: dict[str, dict[str, list[float]]],
@@ -134,7 +130,7 @@ def _tables(
         ),
     ]
     for modality in ("audio", "image"):
-        rows = [[name, *(_fmt(v[m]) for m in METHODS)] for name, v in runs[modality].items()]
+        rows = [[name, *(mean_std(v[m]) for m in METHODS)] for name, v in runs[modality].items()]
         tables.append(
             table(
                 f"{modality.capitalize()} corrupted, severity {SEVERITY}: accuracy "
@@ -144,14 +140,12 @@ def _tables(
             )
         )
     clean = runs["clean"]["clean"]
+    change = {m: 100 * (np.mean(clean[m]) - np.mean(clean["none"])) for m in METHODS}
     tables.append(
         table(
             "Clean test data: accuracy and change from no adaptation (points)",
             ["method", "accuracy", "change"],
-            [
-                [m, _fmt(clean[m]), f"{100 * (np.mean(clean[m]) - np.mean(clean['none'])):+.2f}"]
-                for m in METHODS
-            ],
+            [[m, mean_std(clean[m]), f"{change[m]:+.2f}"] for m in METHODS],
         )
     )
     severities = range(6)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
-from polymodal.bench.report import table
+from polymodal.bench.report import mean_std, table
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES
 from polymodal.train.vlm import cached_vlm
@@ -42,7 +42,7 @@ def run(context: Context) -> Outcome:
 
     def cell(rule: str, key: str) -> str:
         values = [m[key] for m in metrics[rule] if key in m]
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "—"
+        return mean_std(values, digits=3) if values else "—"
 
     rows = [[kind, *(cell(rule, f"test_acc_{kind}") for rule in RULES)] for kind in QUESTION_TYPES]
     rows.append(["all", *(cell(rule, "test_acc") for rule in RULES)])

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
-from polymodal.bench.report import table
+from polymodal.bench.report import mean_std, table
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES, load_shapes_vqa
 from polymodal.hf.llava import (
@@ -176,7 +176,7 @@ def run(context: Context) -> Outcome:
 def _fmt(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
-    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+    return mean_std(values)
 
 
 register(

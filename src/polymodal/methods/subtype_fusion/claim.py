@@ -18,7 +18,7 @@ import numpy as np
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
-from polymodal.bench.report import table
+from polymodal.bench.report import mean_std, table
 from polymodal.data.cache import home, params_key
 from polymodal.train.config import ExperimentConfig, from_dict
 
@@ -94,7 +94,7 @@ def run(context: Context) -> Outcome:
 
     def cell(name: str, metric: str) -> str:
         values = per_fold[name][metric]
-        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        return mean_std(values, ddof=1)
 
     rows = [[name, *(cell(name, m) for m in METRICS)] for name in MODELS]
     folds = [[name, *(f"{v:.4f}" for v in per_fold[name]["macro_f1"])] for name in MODELS]
