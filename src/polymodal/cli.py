@@ -12,9 +12,6 @@ import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 DESCRIPTION = """\
 polymodal: multimodal learning methods that run, on data that ships, with claims
@@ -29,22 +26,11 @@ examples:
 """
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    from polymodal.errors import ConfigError
-
-    options: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"option {item!r} must look like key=value")
-        key, raw = item.split("=", 1)
-        options[key] = yaml.safe_load(raw)
-    return options
-
-
 def cmd_data_build(args: argparse.Namespace) -> int:
     from polymodal.data.registry import build_dataset
+    from polymodal.train.config import apply_overrides
 
-    options = _parse_options(args.option)
+    options = apply_overrides({}, args.option)
     for split in args.splits.split(","):
         dataset = build_dataset(args.name, split, **options)
         print(f"{args.name} {split}: {len(dataset)} samples")  # type: ignore[arg-type]

@@ -27,20 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.errors import ConfigError
+from polymodal.train.config import apply_overrides
 
 FILE_STEM = "text_bias"
-
-
-def _data_options(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    options = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"option {item!r} must look like key=value, e.g. test=500")
-        options[key.strip()] = yaml.safe_load(raw)
-    return options
 
 
 def _device(name: str | None) -> str:
@@ -127,7 +116,7 @@ def cmd_text_bias(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     adapter, options = load_adapter(run, args)
-    options.update(_data_options(args.option))
+    options.update(apply_overrides({}, args.option))
     dataset = load_shapes_vqa(args.split, **options)
     texts = ShapesTexts(dataset, seed=args.seed, caution=args.caution)
     count = len(dataset) if args.samples <= 0 else min(args.samples, len(dataset))
