@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -256,19 +256,15 @@ class ShapesTexts:
         answers = [item[variant].answer for item in self.items]
         return torch.tensor([-1 if a is None else ANSWERS.index(a) for a in answers])
 
-    def context_ids(self, variant: str, tokenizer: Any | None = None) -> Tensor:
-        """(N, CONTEXT_LENGTH) int64 token ids of the ``variant`` texts, ``<pad>``-padded.
-
-        Args:
-            variant: one of :data:`VARIANTS`.
-            tokenizer: a Shapes-VQA ``tokenizers.Tokenizer``; the split's own by default.
+    def context_ids(self, variant: str) -> Tensor:
+        """(N, CONTEXT_LENGTH) int64 token ids of the ``variant`` texts, ``<pad>``-padded,
+        with the split's tokenizer.
 
         Raises:
             DataError: a word outside the tokenizer (a tokenizer older than these texts).
         """
-        if tokenizer is None:
-            return self._encoded[variant]
-        return encode(tokenizer, self.texts(variant), CONTEXT_LENGTH)
+        _check_variant(variant)
+        return self._encoded[variant]
 
     @cached_property
     def _encoded(self) -> dict[str, Tensor]:
