@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.utilities import move_data_to_device
 
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
 from polymodal.methods.aki import vlm_attention_mask
@@ -70,11 +71,6 @@ def random_batches(count: int, batch: int, visual_tokens: int) -> list[VQABatch]
             )
         batches.append(collate(samples))
     return batches
-
-
-def to_device(batch: VQABatch, device: torch.device) -> VQABatch:
-    fields = {f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)}
-    return VQABatch(**fields)
 
 
 def make_step(model: Any, attention: str | None) -> Callable[[VQABatch], None]:
@@ -117,7 +113,8 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     spec = small_vlm_spec()
-    batches = [to_device(b, device) for b in random_batches(4, args.batch, spec.num_visual_tokens)]
+    batches = random_batches(4, args.batch, spec.num_visual_tokens)
+    batches = [move_data_to_device(b, device) for b in batches]
     steps = {}
     for name, attention in (("default 2D", None), ("causal 4D", "causal"), ("MMA 4D", "mma")):
         model = build_small_llava(spec, seed=0).to(device).train()

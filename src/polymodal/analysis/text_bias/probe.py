@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -203,6 +202,8 @@ class SmallVLMAdapter:
 
     @torch.no_grad()
     def answer(self, queries: Sequence[Query], position: str) -> list[str]:
+        from lightning.fabric.utilities import move_data_to_device
+
         from polymodal.train.vlm import predict_answers
         from polymodal.train.vqa_batches import VQACollator
 
@@ -210,14 +211,7 @@ class SmallVLMAdapter:
         device = _device(self.vlm.model)
         answers: list[str] = []
         for chunk in _batches(queries, self.batch_size):
-            batch = collator(self._samples(chunk))
-            pixels = batch.pixel_values
-            batch = dataclasses.replace(
-                batch,
-                input_ids=batch.input_ids.to(device),
-                attention_mask=batch.attention_mask.to(device),
-                pixel_values=None if pixels is None else pixels.to(device),
-            )
+            batch = move_data_to_device(collator(self._samples(chunk)), device)
             tokens = [
                 self.vlm.tokenizer.id_to_token(i)
                 for i in predict_answers(self.vlm.model, batch, self.vlm.config.attention)
