@@ -2,8 +2,8 @@
 
 A check declares its claim, metric and criterion **before** it runs (they are
 fields of :class:`ClaimCheck`, fixed at import time); its ``run`` function measures
-and returns an :class:`Outcome` whose ``holds`` is computed from the numbers by the
-criterion, never edited afterwards.
+and returns an :class:`Outcome` whose criterion parts (effects with 95 % intervals,
+:mod:`polymodal.bench.verdict`) decide the verdict, never edited afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polymodal.bench.verdict import Part, Verdict, decide
+
 
 @dataclass(frozen=True)
 class Context:
@@ -23,11 +25,13 @@ class Context:
         out_dir: folder for this check's plots and extra files.
         quick: smoke size (seconds) instead of the size the README quotes.
         progress: show progress bars.
+        device: the torch device the check trains and evaluates on.
     """
 
     out_dir: Path
     quick: bool = False
     progress: bool = True
+    device: str = "cpu"
 
 
 @dataclass
@@ -46,7 +50,8 @@ class Outcome:
     Args:
         ours: the method's value of the metric.
         baselines: each baseline's value of the metric.
-        holds: whether the criterion is met.
+        parts: the criterion's parts, each an effect with its 95 % interval and
+            margin; together they decide the verdict.
         seeds: the seeds the numbers average over.
         tables: per-model or per-condition detail for the report.
         plots: PNG files written into the context's ``out_dir``.
@@ -55,11 +60,15 @@ class Outcome:
 
     ours: float
     baselines: dict[str, float]
-    holds: bool
+    parts: list[Part]
     seeds: list[int]
     tables: list[Table] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     notes: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        return decide(self.parts)
 
 
 @dataclass(frozen=True)
@@ -93,14 +102,35 @@ class Record:
     criterion: str
     ours: float | None
     baselines: dict[str, float]
+    verdict: Verdict | None
     holds: bool | None
+    """``verdict == "holds"`` (None when the check crashed)."""
     seeds: list[int]
     seconds: float
     quick: bool
+    environment: dict[str, Any]
+    """torch version, thread count and device: bit-reproducibility needs all three equal."""
+    parts: list[Part] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     notes: str = ""
     error: str | None = None
+
+
+def environment(context: Context) -> dict[str, Any]:
+    """What a float result depends on beyond the seed: reduction order changes with
+    the torch build, the number of threads and the device."""
+    import platform
+
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": context.device,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 def execute(check: ClaimCheck, context: Context) -> Record:
@@ -114,6 +144,7 @@ def execute(check: ClaimCheck, context: Context) -> Record:
         "metric": check.metric,
         "criterion": check.criterion,
         "quick": context.quick,
+        "environment": environment(context),
     }
     context.out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -126,18 +157,21 @@ def execute(check: ClaimCheck, context: Context) -> Record:
             **base,
             ours=None,
             baselines={},
+            verdict=None,
             holds=None,
             seeds=[],
-            seconds=round(time.perf_counter() - started, 1),
+            seconds=round(time.perf_counter() - started),
             error=f"{type(error).__name__}: {error}",
         )
     return Record(
         **base,
         ours=outcome.ours,
         baselines=outcome.baselines,
-        holds=bool(outcome.holds),
+        verdict=outcome.verdict,
+        holds=outcome.verdict == "holds",
+        parts=list(outcome.parts),
         seeds=outcome.seeds,
-        seconds=round(time.perf_counter() - started, 1),
+        seconds=round(time.perf_counter() - started),
         tables=outcome.tables,
         plots=[str(p) for p in outcome.plots],
         notes=outcome.notes,

@@ -11,12 +11,44 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.bench.claims import Record, Table
+from polymodal.bench.verdict import METHOD, Part, deciding_part
 
 
 def verdict(record: Record) -> str:
-    if record.error is not None:
+    if record.error is not None or record.verdict is None:
         return "ERROR"
-    return "holds" if record.holds else "does not hold"
+    return record.verdict
+
+
+def deciding(record: Record, digits: int = 3) -> str:
+    """The criterion part that decides the verdict, with its interval (a table cell)."""
+    if not record.parts:
+        return "—"
+    return deciding_part(record.parts).describe(digits)
+
+
+def parts_table(parts: Sequence[Part]) -> Table:
+    """Every criterion part: estimate, 95 % interval, margin and its own verdict."""
+    rows = [
+        [
+            p.name,
+            f"{p.estimate:+.4f}",
+            f"[{p.low:+.4f}, {p.high:+.4f}]",
+            f"{'>' if p.above else '<'} {p.margin:+.4f}",
+            p.verdict,
+        ]
+        for p in parts
+    ]
+    return Table(
+        "Criterion parts (effect, 95 % interval, margin it must clear)",
+        ["part", "effect", "95 % interval", "needs", "part verdict"],
+        rows,
+    )
+
+
+def environment_line(record: Record) -> str:
+    env = record.environment
+    return f"torch {env.get('torch')}, {env.get('threads')} thread(s), device {env.get('device')}"
 
 
 def mean_std(values: Sequence[float], digits: int = 4, ddof: int = 0) -> str:
@@ -47,7 +79,9 @@ def _section(record: Record, out_dir: Path) -> str:
         f"**Criterion** (stated before running). {record.criterion}",
         "",
         f"**Verdict: {verdict(record)}.** Metric: {record.metric}; "
-        f"seeds {record.seeds}; {record.seconds:.0f} s" + (" (quick size)" if record.quick else ""),
+        f"seeds {record.seeds}; {record.seconds:.0f} s"
+        + (" (quick size)" if record.quick else "")
+        + f"; {environment_line(record)}.",
         "",
     ]
     if record.error:
@@ -55,7 +89,8 @@ def _section(record: Record, out_dir: Path) -> str:
         return "\n".join(parts)
     baselines = "; ".join(f"{k} {v:.4f}" for k, v in record.baselines.items())
     parts += [f"Ours: {record.ours:.4f}. Baselines: {baselines}.", ""]
-    for table in record.tables:
+    decisive = parts_table(record.parts)
+    for table in [decisive, *record.tables]:
         parts += [f"**{table.title}**", "", markdown_table(table.columns, table.rows), ""]
     for plot in record.plots:
         parts += [f"![{Path(plot).stem}]({Path(plot).relative_to(out_dir)})", ""]
@@ -80,22 +115,13 @@ def write_report(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.asdict(r) for r in records]
+    for row, record in zip(rows, records, strict=True):
+        for part_row, part in zip(row["parts"], record.parts, strict=True):
+            part_row["verdict"] = part.verdict
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
     summary = markdown_table(
-        ["check", "method", "metric", "ours", "best baseline", "verdict", "seconds"],
-        [
-            [
-                r.name,
-                r.method,
-                r.metric,
-                "—" if r.ours is None else r.ours,
-                max(r.baselines.items(), key=lambda kv: kv[1], default=("—", ""))[0]
-                + ("" if not r.baselines else f" {max(r.baselines.values()):.4f}"),
-                verdict(r),
-                r.seconds,
-            ]
-            for r in records
-        ],
+        ["check", "method", "deciding part: effect [95 % interval]", "verdict", "seconds"],
+        [[r.name, r.method, deciding(r), verdict(r), f"{r.seconds:.0f}"] for r in records],
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
@@ -104,6 +130,12 @@ def write_report(
         f"`{command}` — {stamp}, Python {platform.python_version()} on {platform.machine()}.",
         "",
         summary,
+        "",
+        f"Verdicts: **holds** when every criterion part's interval clears its margin, "
+        "**does not hold** when some part's interval lies entirely on the wrong side, "
+        f"**inconclusive** otherwise. {METHOD} Numbers are bit-reproducible only with the "
+        "same torch build, thread count and device (each check lists its own); elsewhere "
+        "they agree within their intervals.",
         "",
     ]
     if skipped:
@@ -115,11 +147,10 @@ def write_report(
 
 
 def console_table(records: Sequence[Record]) -> str:
-    """A plain-text summary for the terminal."""
-    lines = [f"{'check':<16}{'ours':>10}  {'verdict':<15}{'seconds':>8}"]
+    """A plain-text summary for the terminal: verdict and the part that decides it."""
+    lines = [f"{'check':<16}{'verdict':<15}{'seconds':>8}  deciding part"]
     for r in records:
-        ours = "—" if r.ours is None else f"{r.ours:.4f}"
-        lines.append(f"{r.name:<16}{ours:>10}  {verdict(r):<15}{r.seconds:>8.0f}")
+        lines.append(f"{r.name:<16}{verdict(r):<15}{r.seconds:>8.0f}  {deciding(r)}")
     return "\n".join(lines)
 
 
