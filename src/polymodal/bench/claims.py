@@ -26,12 +26,15 @@ class Context:
         quick: smoke size (seconds) instead of the size the README quotes.
         progress: show progress bars.
         device: the torch device the check trains and evaluates on.
+        data_dir: a folder of real data (FSDD recordings, MNIST IDX files) for the
+            checks that need it (``polymodal bench --data DIR``); None skips them.
     """
 
     out_dir: Path
     quick: bool = False
     progress: bool = True
     device: str = "cpu"
+    data_dir: Path | None = None
 
 
 @dataclass
