@@ -212,7 +212,7 @@ def test_cache_entries_lists_every_entry_with_its_size_and_summary(home_with_ent
     assert {f"{e.kind}/{e.key}": e.size for e in entries} == sizes
     by_key = {e.key: e for e in entries}
     assert by_key["aaaaaaaaaaaaaaaa"].summary == "v3, seed=0, train=1500"
-    assert by_key["bbbbbbbbbbbbbbbb"].summary == "fusion-early, seed=1, code 01234567"
+    assert by_key["bbbbbbbbbbbbbbbb"].summary == "fusion-early, code 01234567, seed=1"
     assert "no manifest" in by_key["0123456789abcdef"].summary
     assert time.time() - by_key["aaaaaaaaaaaaaaaa"].created == pytest.approx(2 * HOUR, abs=60)
 

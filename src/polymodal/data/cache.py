@@ -387,17 +387,20 @@ def _summary(manifest: Mapping[str, Any] | None, limit: int = 72) -> str:
     """A one-line description of an entry from its manifest."""
     if manifest is None:
         return "no manifest (made before code fingerprints)"
-    parts = [f"v{manifest['version']}"] if "version" in manifest else []
-    params = manifest.get("params") or {}
-    if isinstance(params, Mapping):
-        # Scalars only: a run config's nested sections would drown the line.
-        scalars = {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)}
-        scalars.pop("out_dir", None)
-        name = scalars.pop("name", None)
-        parts += [str(name)] if name is not None else []
-        parts += [f"{k}={v}" for k, v in scalars.items()]
-    if manifest.get("fingerprint"):
+    parts: list[str] = []
+    if "version" in manifest:
+        version = str(manifest["version"])
+        parts.append(f"v{version}" if version[:1].isdigit() else version)
+    params = manifest.get("params")
+    params = params if isinstance(params, Mapping) else {}
+    # Scalars only: a run config's nested sections would drown the line.
+    scalars = {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)}
+    scalars.pop("out_dir", None)
+    if "name" in scalars:
+        parts.append(str(scalars.pop("name")))
+    if manifest.get("fingerprint"):  # before the parameters, which may be cut off
         parts.append(f"code {str(manifest['fingerprint'])[:8]}")
+    parts += [f"{k}={v}" for k, v in scalars.items()]
     text = ", ".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
