@@ -3,7 +3,7 @@
 Five models share encoders, optimiser and schedule: image-only, audio-only, early
 fusion, late fusion and cross-attention fusion, each trained with three seeds by
 the standard recipe (``configs/fusion_av_digits.yaml``). Trained runs are cached,
-keyed by their full config, so a second ``polymodal bench`` only re-reads them.
+keyed by their full config and code, so a second ``polymodal bench`` only re-reads them.
 """
 
 from __future__ import annotations

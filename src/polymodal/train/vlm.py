@@ -488,10 +488,13 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
 
 
 def cached_vlm(config: VLMConfig) -> TrainedVLM:
-    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<config key>``.
+    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<key>``.
+
+    The key covers the config and the code of :mod:`polymodal.train.vlm` with all
+    it imports (:func:`polymodal.data.cache.run_folder`).
 
     ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
-    killed midway) is trained again from scratch.
+    killed midway) is emptied and trained again from scratch.
     """
     params = {k: v for k, v in config.to_dict().items() if k != "out_dir"}
     run_dir = run_folder("vlm", params, code=("polymodal.train.vlm",))

@@ -33,7 +33,7 @@ BATCH_SIZE = 16
 def experiment(quick: bool = False) -> ExperimentConfig:
     """The source model's training run (quick: a small data set and two epochs).
 
-    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config.
+    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config and code.
     """
     values = {
         "name": "abpem-av-digits",

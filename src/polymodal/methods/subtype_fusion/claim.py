@@ -4,7 +4,7 @@ Four models share encoders, optimiser and schedule (``configs/subtype_fusion.yam
 tiles-only, genes-only, concatenation and cross-attention fusion. Each is
 evaluated by patient-level, stratified 5-fold cross-validation on the embedded
 Histo-Omics cohort. Runs are cached under the polymodal home, keyed by their
-config, so a second ``polymodal bench`` only re-reads them.
+config and code, so a second ``polymodal bench`` only re-reads them.
 """
 
 from __future__ import annotations
