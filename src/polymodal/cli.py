@@ -21,6 +21,7 @@ examples:
   polymodal bench --quick                      smoke-size claims suite (minutes)
   polymodal bench --only fusion --out runs/b   one claim check, report in runs/b
   polymodal data build av_digits               build the embedded AV-Digits set
+  polymodal cache list                         cached data and models, with sizes
   polymodal fit configs/fusion_av_digits.yaml trainer.max_epochs=3
   polymodal eval runs/fusion                   test metrics of a finished run
 """
@@ -45,6 +46,25 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     from polymodal.data.registry import dataset_names
 
     print("\n".join(dataset_names()))
+    return 0
+
+
+def cmd_cache_list(args: argparse.Namespace) -> int:
+    from polymodal.data.cache import cache_entries, entries_table, home
+
+    print(f"cache: {home()}")
+    print(entries_table(cache_entries()))
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    from polymodal.data.cache import clear_cache, format_size, home
+
+    removed = clear_cache(args.name)
+    for entry in removed:
+        print(f"removed {entry.kind}/{entry.key} ({format_size(entry.size)}, {entry.summary})")
+    total = format_size(sum(entry.size for entry in removed))
+    print(f"removed {len(removed)} entries, {total}, from {home()}")
     return 0
 
 
@@ -116,6 +136,35 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_data_build)
     listing = data_commands.add_parser("list", help="list registered data sets")
     listing.set_defaults(func=cmd_data_list)
+
+    cache = commands.add_parser(
+        "cache",
+        help="list or clear cached data and trained models",
+        description=(
+            "Entries live in $POLYMODAL_HOME (default ~/.cache/polymodal), one folder per "
+            "entry, keyed by its config and a fingerprint of the code that made it."
+        ),
+    )
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_list = cache_commands.add_parser(
+        "list",
+        help="print every entry (kind, key, size, age, what it is) and the total",
+        description="Print every cache entry: kind, key, size, age, what it is; and the total.",
+    )
+    cache_list.set_defaults(func=cmd_cache_list)
+    clear = cache_commands.add_parser(
+        "clear",
+        help="remove all entries, or one kind's, or one key's",
+        description="Remove cache entries and say which. Without NAME, remove them all.",
+        epilog="examples: polymodal cache clear vlm; polymodal cache clear bench/fusion",
+    )
+    clear.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="a kind (av_digits, vlm, bench/fusion; bench: all bench kinds), a key, or KIND/KEY",
+    )
+    clear.set_defaults(func=cmd_cache_clear)
 
     fit = commands.add_parser(
         "fit",

@@ -3,7 +3,7 @@
 Five models share encoders, optimiser and schedule: image-only, audio-only, early
 fusion, late fusion and cross-attention fusion, each trained with three seeds by
 the standard recipe (``configs/fusion_av_digits.yaml``). Trained runs are cached,
-keyed by their full config, so a second ``polymodal bench`` only re-reads them.
+keyed by their full config and code, so a second ``polymodal bench`` only re-reads them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import run_folder
 from polymodal.train.config import ExperimentConfig, from_dict
 
 UNIMODAL = ("image_only", "audio_only")
@@ -38,7 +38,12 @@ def experiment(fusion: str, seed: int, quick: bool) -> ExperimentConfig:
         "trainer": {"max_epochs": 3 if quick else 4, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
-    config.out_dir = str(home() / "bench" / "fusion" / params_key(config.to_dict()))
+    code = (
+        "polymodal.train.recipe",
+        "polymodal.modules.classifier",
+        "polymodal.data.synth.av_digits",
+    )
+    config.out_dir = str(run_folder("bench/fusion", config.to_dict(), code=code))
     return config
 
 

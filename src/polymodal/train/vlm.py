@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ import yaml
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import empty_run_folder, run_folder
 from polymodal.data.synth.shapes_vqa import (
     BOS,
     EOS,
@@ -489,16 +488,19 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
 
 
 def cached_vlm(config: VLMConfig) -> TrainedVLM:
-    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<config key>``.
+    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<key>``.
+
+    The key covers the config and the code of :mod:`polymodal.train.vlm` with all
+    it imports (:func:`polymodal.data.cache.run_folder`).
 
     ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
-    killed midway) is trained again from scratch.
+    killed midway) is emptied and trained again from scratch.
     """
-    key = params_key({k: v for k, v in config.to_dict().items() if k != "out_dir"})
-    run_dir = home() / "vlm" / key
+    params = {k: v for k, v in config.to_dict().items() if k != "out_dir"}
+    run_dir = run_folder("vlm", params, code=("polymodal.train.vlm",))
     if (run_dir / "metrics.json").is_file():
         return load_vlm(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    empty_run_folder(run_dir)
     return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
 
 

@@ -25,7 +25,7 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import pyplot, save_figure
 from polymodal.bench.registry import register
 from polymodal.bench.report import table
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import run_folder
 from polymodal.train.config import ExperimentConfig, from_dict
 
 COLLAPSE_SNR_DB = -40.0
@@ -77,7 +77,14 @@ def experiment(fusion: str, image_noise: float, snr_db: float, quick: bool) -> E
         "trainer": {"max_epochs": 3 if quick else 4, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
-    config.out_dir = str(home() / "bench" / "contribution" / params_key(config.to_dict()))
+    code = (
+        "polymodal.train.recipe",
+        "polymodal.modules.classifier",
+        "polymodal.data.synth.av_digits",
+        "polymodal.analysis.contribution.measure",  # analyse() caches its result in the run
+        "polymodal.analysis.contribution.units",
+    )
+    config.out_dir = str(run_folder("bench/contribution", config.to_dict(), code=code))
     return config
 
 

@@ -273,7 +273,8 @@ def _config(**options: Any) -> AVDigitsConfig:
 def build_av_digits(**options: Any) -> Path:
     """Build (or reuse from the cache) AV-Digits and return its folder."""
     config = _config(**options)
-    return cached_build("av_digits", VERSION, asdict(config), lambda f: build(config, f))
+    code = ("polymodal.data.synth.av_digits",)
+    return cached_build("av_digits", VERSION, asdict(config), lambda f: build(config, f), code=code)
 
 
 @register_dataset("av_digits")

@@ -296,7 +296,11 @@ def build_histo_omics(progress: bool = True, **options: Any) -> Path:
         raise ConfigError(f"Histo-Omics: {error}; valid options: {valid}") from error
     config.validate()
     return cached_build(
-        "histo_omics", VERSION, asdict(config), lambda f: build(config, f, progress)
+        "histo_omics",
+        VERSION,
+        asdict(config),
+        lambda f: build(config, f, progress),
+        code=("polymodal.data.synth.histo_omics",),
     )
 
 

@@ -344,7 +344,10 @@ def build_shapes_vqa(**options: Any) -> Path:
             f"Shapes-VQA needs 1 <= min_objects <= max_objects <= {len(NUMBERS)}, "
             f"got {config.min_objects} and {config.max_objects}"
         )
-    return cached_build("shapes_vqa", VERSION, asdict(config), lambda f: build(config, f))
+    code = ("polymodal.data.synth.shapes_vqa",)
+    return cached_build(
+        "shapes_vqa", VERSION, asdict(config), lambda f: build(config, f), code=code
+    )
 
 
 class ShapesVQA(Dataset[dict[str, Tensor]]):

@@ -698,7 +698,9 @@ def synthesize(
         return {"utterances": len(waves), "seconds": round(len(samples) / SAMPLE_RATE, 3)}
 
     params = {"batch": batch_key(items, trim), "count": len(items)}
-    folder = cached_build("speech", CACHE_VERSION, params, build)
+    folder = cached_build(
+        "speech", CACHE_VERSION, params, build, code=("polymodal.data.synth.speech",)
+    )
     with np.load(folder / "speech.npz") as stored:
         samples, offsets = stored["samples"], stored["offsets"]
     if len(offsets) != len(items) + 1 or offsets[-1] != len(samples):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import run_folder
 from polymodal.methods.abpem.adapt import TestTimeAdapter
 from polymodal.methods.abpem.methods import make_method
 from polymodal.methods.abpem.model import FusionTokens
@@ -33,7 +33,7 @@ BATCH_SIZE = 16
 def experiment(quick: bool = False) -> ExperimentConfig:
     """The source model's training run (quick: a small data set and two epochs).
 
-    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config.
+    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config and code.
     """
     values = {
         "name": "abpem-av-digits",
@@ -56,7 +56,12 @@ def experiment(quick: bool = False) -> ExperimentConfig:
         "trainer": {"max_epochs": 2 if quick else 5, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
-    config.out_dir = str(home() / "bench" / "abpem" / params_key(config.to_dict()))
+    code = (
+        "polymodal.train.recipe",
+        "polymodal.methods.abpem.model",
+        "polymodal.data.synth.av_digits",
+    )
+    config.out_dir = str(run_folder("bench/abpem", config.to_dict(), code=code))
     return config
 
 

@@ -4,7 +4,7 @@ Four models share encoders, optimiser and schedule (``configs/subtype_fusion.yam
 tiles-only, genes-only, concatenation and cross-attention fusion. Each is
 evaluated by patient-level, stratified 5-fold cross-validation on the embedded
 Histo-Omics cohort. Runs are cached under the polymodal home, keyed by their
-config, so a second ``polymodal bench`` only re-reads them.
+config and code, so a second ``polymodal bench`` only re-reads them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import run_folder
 from polymodal.train.config import ExperimentConfig, from_dict
 
 BASELINES = ("tiles_only", "genes_only", "concat")
@@ -56,7 +56,12 @@ def experiment(fusion: str, quick: bool) -> ExperimentConfig:
         "trainer": {"max_epochs": 6 if quick else 10, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
-    config.out_dir = str(home() / "bench" / "subtype_fusion" / params_key(config.to_dict()))
+    code = (
+        "polymodal.train.kfold",
+        "polymodal.methods.subtype_fusion.model",
+        "polymodal.data.synth.histo_omics",
+    )
+    config.out_dir = str(run_folder("bench/subtype_fusion", config.to_dict(), code=code))
     return config
 
 
