@@ -11,6 +11,7 @@ import yaml
 import polymodal.data.synth.histo_omics  # noqa: F401  (registers histo_omics)
 from polymodal.analysis.text_bias.probe import word_level_processor
 from polymodal.cli import main
+from polymodal.data.registry import build_dataset
 from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 from polymodal.hf.llava import build_small_llava
 from polymodal.train.checkpoint import save_weights
@@ -60,6 +61,22 @@ def test_patch_units_give_heatmaps(run_dir, tmp_path):
     summary = json.loads((out / "contribution.json").read_text())
     assert summary["units"] == {"tiles": 4, "genes": 1}  # a 2 x 2 grid of 8-pixel patches
     assert (out / "heatmaps_tiles.png").is_file()
+
+
+def test_samples_all_takes_every_sample(run_dir, tmp_path):
+    out = tmp_path / "out"
+    args = ["analyze", "contribution", str(run_dir), "--out", str(out), "--split", "val"]
+    assert main([*args, "--samples", "all", "--heatmaps", "0"]) == 0
+    config = load_config(run_dir / "config.yaml")
+    expected = len(build_dataset("histo_omics", "val", **config.data.options))
+    assert json.loads((out / "contribution.json").read_text())["samples"] == expected
+
+
+def test_zero_samples_is_a_one_line_error(tmp_path, capsys):
+    assert main(["analyze", "contribution", str(tmp_path), "--samples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--samples must be a whole number >= 1 or 'all', got '0'" in err
 
 
 def test_bad_unit_specs_are_reported(run_dir, capsys):

@@ -5,15 +5,31 @@ import pytest
 
 from polymodal.cli import build_parser, main
 
+COMMANDS = ("data", "fit", "eval", "cv", "adapt", "analyze", "bench")
 
-def test_every_command_has_help_text():
-    parser = build_parser()
-    help_text = parser.format_help()
-    for command in ("data", "fit", "eval", "bench"):
-        assert command in help_text
-    with pytest.raises(SystemExit) as exit_info:
-        parser.parse_args(["bench", "--help"])
-    assert exit_info.value.code == 0
+
+def test_every_command_is_listed_and_explains_itself_with_an_example(capsys):
+    help_text = build_parser().format_help()
+    for command in COMMANDS:
+        assert f"    {command} " in help_text
+    pages = [[c] for c in COMMANDS] + [["data", "build"], ["analyze", "contribution"]]
+    for words in [*pages, ["analyze", "text-bias"]]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*words, "--help"])
+        assert exit_info.value.code == 0
+        assert "example" in capsys.readouterr().out, words
+
+
+def test_an_unexpected_exception_keeps_its_traceback():
+    # A bug is not bad input: no one-line message, the traceback and exit code 1.
+    code = (
+        "import polymodal.cli.data as d; d.cmd_list = lambda args: 1 / 0; "
+        "from polymodal.cli import main; raise SystemExit(main(['data', 'list']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "ZeroDivisionError" in out.stderr
+    assert "polymodal: error" not in out.stderr
 
 
 def test_malformed_config_is_a_one_line_error_and_exit_code_2(tmp_path, capsys):

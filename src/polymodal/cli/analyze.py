@@ -95,10 +95,10 @@ def cmd_contribution(args: argparse.Namespace) -> int:
     from polymodal.data.contract import collate
     from polymodal.train.recipe import load_trained
 
+    samples = sample_count(args.samples)  # before loading anything: a bad value fails at once
     run_dir = Path(args.run)
     config, model, _ = load_trained(run_dir)
     dataset = _analysis_data(run_dir, config, args.split)
-    samples = sample_count(args.samples)
     if samples is not None:
         dataset = Subset(dataset, range(min(samples, len(dataset))))
     sample = dataset[0]

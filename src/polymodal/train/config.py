@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from polymodal.data.options import matches_type as _matches
+from polymodal.data.options import type_name
 from polymodal.errors import ConfigError
 
 
@@ -90,24 +91,6 @@ class ExperimentConfig:
 T = TypeVar("T")
 
 
-def _matches(value: Any, annotation: Any) -> bool:
-    """Whether ``value`` fits a (simple) type annotation."""
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is dict or annotation is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
 def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
     if not isinstance(values, Mapping):
@@ -131,7 +114,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
             value = float(value)
         if not _matches(value, annotation):
             raise ConfigError(
-                f"config key {path!r} expects {getattr(annotation, '__name__', annotation)}, "
+                f"config key {path!r} expects {type_name(annotation)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
         kwargs[key] = value
