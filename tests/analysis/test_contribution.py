@@ -14,6 +14,7 @@ from polymodal.analysis.contribution import (
     modality_contribution,
     parse_units,
 )
+from polymodal.errors import DataError
 
 
 class Linear(nn.Module):
@@ -190,3 +191,17 @@ def test_bad_inputs_are_named():
         )
     with pytest.raises(ValueError, match="cannot cut"):
         Chunks(count=9).masks((4,))
+
+
+def test_nan_in_a_modality_is_named_instead_of_giving_m_zero():
+    # One NaN made every occlusion difference of its sample NaN and pooled m silently 0.
+    batch = {k: v.clone() for k, v in BATCH.items()}
+    batch["audio"][1, 0] = float("nan")
+    model = Linear([1.0, -1.0], [2.0])
+    with pytest.raises(
+        DataError, match=r"modality 'audio' contains NaN or Inf values \(first in sample 1"
+    ):
+        modality_contribution(model, batch, ENTRIES, fill="zero")
+    loader = [BATCH, batch]  # the sample index counts across batches
+    with pytest.raises(DataError, match="first in sample 3"):
+        modality_contribution(model, loader, ENTRIES, fill="zero")

@@ -1,4 +1,4 @@
-"""Patient-level, stratified k-fold cross-validation: ``polymodal cv CONFIG --folds 5``.
+"""Patient-level, stratified k-fold cross-validation (command: ``polymodal cv CONFIG --folds 5``).
 
 The dataset a config names is **pooled** (its ``train``, ``val`` and ``test``
 splits together) and split into k folds, stratified by label and grouped by
@@ -29,7 +29,6 @@ Output folder (``out_dir``)::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polymodal.errors import ConfigError
-from polymodal.train.config import ExperimentConfig, load_config, save_config
+from polymodal.train.config import ExperimentConfig, save_config
 
 if TYPE_CHECKING:  # torch and Lightning load on first use, so `polymodal --help` stays fast
     from torch import Tensor, nn
@@ -361,58 +360,3 @@ def cross_validate(
     )
     (out_dir / "cv.json").write_text(json.dumps(result.summary(), indent=2))
     return result
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def cmd_cv(args: argparse.Namespace) -> int:
-    """``polymodal cv``: run the CV and print the per-fold and summary metrics."""
-    config = load_config(args.config, args.overrides)
-    result = cross_validate(
-        config,
-        folds=args.folds,
-        val_fraction=args.val_fraction,
-        resume=args.resume,
-        progress=config.trainer.progress_bar,
-    )
-    header = f"{'fold':<6}" + "".join(f"{m:>12}" for m in METRICS)
-    print(header)
-    for fold in result.folds:
-        print(f"{fold.fold:<6}" + "".join(f"{fold.metrics[m]:>12.4f}" for m in METRICS))
-    print(f"{'mean':<6}" + "".join(f"{result.mean[m]:>12.4f}" for m in METRICS))
-    print(f"{'std':<6}" + "".join(f"{result.std[m]:>12.4f}" for m in METRICS))
-    print(f"results: {result.out_dir / 'cv.json'}")
-    return 0
-
-
-def add_cv_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``polymodal cv`` to a subparsers object (from ``add_subparsers``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "cv",
-        help="patient-level stratified k-fold cross-validation of a YAML config",
-        description=(
-            "Pool the dataset's splits, split them into k stratified folds by patient "
-            "(samples sharing an id stay together), train one model per fold (a validation "
-            "part of the training folds selects the checkpoint) and report accuracy, "
-            "macro-F1, MCC and PR-AUC per fold and as mean ± std. Writes out_dir/cv.json."
-        ),
-        epilog="example: polymodal cv configs/subtype_fusion.yaml model.fusion=concat --folds 5",
-    )
-    parser.add_argument("config", help="YAML experiment file, e.g. configs/subtype_fusion.yaml")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted overrides, e.g. trainer.max_epochs=3",
-    )
-    parser.add_argument("--folds", type=int, default=5, help="number of folds k (default 5)")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.15,
-        help="share of each training pool used for checkpoint selection (default 0.15)",
-    )
-    parser.add_argument("--resume", action="store_true", help="reuse finished folds in out_dir")
-    parser.set_defaults(func=cmd_cv)
-    return parser

@@ -232,6 +232,13 @@ def load_trained(
     Args:
         checkpoint: a run folder written by :func:`fit` (its ``model.safetensors``
             holds the best epoch), or ``<run>/checkpoints/<name>.ckpt``.
+
+    Returns:
+        The run's config, its model (eval mode) and the data module of its data.
+
+    Raises:
+        ConfigError: no ``config.yaml``, or one that no longer builds the model the
+            weights were saved from (naming the first mismatched key or shape).
     """
     path = Path(checkpoint)
     in_checkpoints = (path / STATE).is_file()
@@ -239,14 +246,36 @@ def load_trained(
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{path} is not a run or checkpoint folder: no {config_path} found")
-    config = load_config(config_path)
+    # The run may come from a GPU machine: its accelerator is not this machine's business.
+    config = load_config(config_path, check_device=False)
     data = MultimodalDataModule(config.data, seed=config.seed)
     model, _ = build_model(config, data)
     weights = load_weights(path)
     if in_checkpoints:  # Lightning prefixes the module's attribute name
         weights = {k.removeprefix("model."): v for k, v in weights.items()}
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"{run_dir}: config.yaml no longer matches the saved weights "
+            f"({_first_mismatch(model.state_dict(), weights)}); restore the run's "
+            "config.yaml or train the run again"
+        ) from error
     return config, model.eval(), data
+
+
+def _first_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """The first key or shape where saved weights differ from the model a config builds."""
+    for key, value in expected.items():
+        if key not in found:
+            return f"{key!r} is missing from the weights"
+        if tuple(found[key].shape) != tuple(value.shape):
+            return (
+                f"{key!r} has shape {tuple(found[key].shape)} in the weights but "
+                f"{tuple(value.shape)} in the model"
+            )
+    extra = next((k for k in found if k not in expected), None)
+    return f"the weights hold {extra!r}, which the model has not" if extra else "unknown"
 
 
 def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:

@@ -22,16 +22,15 @@ after each epoch, likewise) and Lightning's ``checkpoints/``
 (safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
 keeps one run per config under the polymodal cache, so a bench trains it once.
 
-Run from the shell::
+Run from the shell (``polymodal eval RUN_DIR`` re-tests a finished run)::
 
-    python -m polymodal.train.vlm configs/shapes_vlm.yaml [section.key=value ...]
+    polymodal fit configs/shapes_vlm.yaml [section.key=value ...]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +63,9 @@ from polymodal.train.config import (
     OptimConfig,
     TrainerConfig,
     apply_overrides,
+    check_values,
     from_dict,
+    read_config_file,
 )
 from polymodal.train.datamodule import EpochSeededSampler
 from polymodal.train.vision_pretrain import (
@@ -165,17 +166,28 @@ def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> VLMConfig:
+def load_vlm_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), check_device: bool = True
+) -> VLMConfig:
     """Read a VLM YAML config plus dotted overrides; what neither sets keeps
-    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None).
+
+    Args:
+        path: the YAML file.
+        overrides: dotted ``section.key=value`` overrides.
+        check_device: require a GPU when ``trainer.accelerator`` asks for one.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: as :func:`~polymodal.train.config.load_config`, or a data set
+            other than Shapes-VQA, or an unknown attention rule.
+    """
+    values = read_config_file(path) if path is not None else {}
     merged = _merge(VLMConfig().to_dict(), apply_overrides(values, overrides))
     config = from_dict(VLMConfig, merged)
+    check_values(config, check_device)
     if config.attention not in ATTENTION_KINDS:
         raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
     if config.data.name != "shapes_vqa":
@@ -477,7 +489,7 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").is_file():
         raise ConfigError(f"{run_dir} is not a finished VLM run (no metrics.json inside)")
-    config = load_vlm_config(run_dir / "config.yaml")
+    config = load_vlm_config(run_dir / "config.yaml", check_device=False)
     spec = SmallLlavaConfig(**json.loads((run_dir / "llava_config.json").read_text()))
     model = build_small_llava(spec)
     model.load_state_dict(load_weights(run_dir / "model.safetensors"))
@@ -504,16 +516,33 @@ def cached_vlm(config: VLMConfig) -> TrainedVLM:
     return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m polymodal.train.vlm CONFIG [overrides]``: train and print test metrics."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(__doc__)
-        return 2
-    result = fit_vlm(load_vlm_config(args[0], args[1:]))
-    print(json.dumps({"out_dir": str(result.run_dir), **result.metrics}, indent=2))
-    return 0
+def evaluate_vlm(run_dir: str | Path, split: str = "test") -> dict[str, float]:
+    """Exact-match accuracy of a finished VLM run on one Shapes-VQA split.
 
+    Args:
+        run_dir: a run folder written by :func:`fit_vlm`.
+        split: ``"test"`` or ``"val"``.
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Returns:
+        ``{"test_acc": ..., "test_acc_<question type>": ...}`` (named ``test_*``
+        for either split, as the test step logs them).
+    """
+    from polymodal.train.recipe import _quiet_lightning
+
+    _quiet_lightning()
+    vlm = load_vlm(run_dir)
+    config = vlm.config
+    collator = VQACollator(vlm.fmt, context_position=config.text.position)
+    module = VQAModule(vlm.model, config.optim, config.seed, config.attention)
+    trainer = L.Trainer(
+        accelerator="auto",  # the run may come from another machine: use what this one has
+        devices=1,
+        logger=False,
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=False,
+    )
+    data = load_shapes_vqa(split, **config.data.options)
+    tested = trainer.test(
+        module, dataloaders=_loader(data, collator, config, shuffle=False), verbose=False
+    )
+    return {k: float(v) for k, v in tested[0].items()}

@@ -5,9 +5,7 @@ import torch
 from torch.testing import assert_close
 
 from polymodal.errors import ConfigError
-from polymodal.methods.abpem.cli import METHOD_NAMES
 from polymodal.methods.abpem.methods import (
-    METHODS,
     READ,
     balance,
     confidence_entropy,
@@ -61,7 +59,3 @@ def test_unknown_method_or_option_is_named():
         make_method("sar")
     with pytest.raises(ConfigError, match="method 'abpem'"):
         make_method("abpem", top_n=3)
-
-
-def test_the_cli_lists_every_method():
-    assert tuple(METHODS) == METHOD_NAMES

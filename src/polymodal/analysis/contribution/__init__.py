@@ -12,7 +12,7 @@ Example::
     result.importance_map("image")   # (7, 7) mean |Δp| per patch
 
 Command line: ``polymodal analyze contribution RUN_DIR``
-(:mod:`~polymodal.analysis.contribution.cli`); claim check ``contribution`` in
+(:mod:`polymodal.cli.analyze`); claim check ``contribution`` in
 :mod:`polymodal.analysis.contribution.claim`.
 
 The names below load on first use, so the command line can import the parser

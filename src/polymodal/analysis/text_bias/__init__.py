@@ -17,7 +17,7 @@ Example::
 
 Training data with texts: :class:`TextAugmentedVQA` with the ``trusting`` or
 ``sft`` mixtures (:mod:`.data`). Command line: ``polymodal analyze text-bias
-CHECKPOINT`` (:mod:`.cli`).
+CHECKPOINT`` (:mod:`polymodal.cli.analyze`).
 
 The names below load on first use, so the command line can import the parser
 without importing torch.

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from polymodal.data.contract import validate_sample
 from polymodal.data.real.fsdd import FSDD
 from polymodal.data.real.mnist import load_mnist
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 
 __all__ = ["AVMNIST", "mnist_pools", "pca_reduce"]
 
@@ -51,7 +51,7 @@ def mnist_pools(labels: Tensor, test_fraction: float = 0.2, seed: int = 0) -> di
         ``{"train": (N_train,) int64, "test": (N_test,) int64}`` sorted indices.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     generator = torch.Generator().manual_seed(seed)
     train: list[Tensor] = []
     test: list[Tensor] = []
@@ -136,9 +136,9 @@ class AVMNIST(Dataset[dict[str, Tensor]]):
         image_energy: float | None = None,
     ) -> None:
         if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
         if pairs_per_recording < 1:
-            raise ValueError(f"pairs_per_recording must be >= 1, got {pairs_per_recording}")
+            raise ConfigError(f"pairs_per_recording must be >= 1, got {pairs_per_recording}")
         self.audio = FSDD(
             fsdd_root,
             split=split,

@@ -55,6 +55,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from polymodal.data.cache import cached_build
+from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth.shapes_render import (
     COLORS,
@@ -323,6 +324,7 @@ def build_shapes_vqa(**options: Any) -> Path:
     Raises:
         ConfigError: an unknown option or an impossible size.
     """
+    check_option_types(ShapesVQAConfig, options, "Shapes-VQA")
     try:
         config = ShapesVQAConfig(**options)
     except TypeError as error:

@@ -20,7 +20,7 @@ Parts:
 - :mod:`.experiment` — test streams and the cached AV-Digits source model.
 
 Corrupted data: :mod:`polymodal.data.corrupt`. Command line: ``polymodal adapt``
-(:mod:`.cli`); claim check ``abpem`` in :mod:`.claim`.
+(:mod:`polymodal.cli.adapt`); claim check ``abpem`` in :mod:`.claim`.
 
 The names below load on first use, so the command line can import the parser
 without importing torch.

@@ -152,7 +152,7 @@ class ABPEM(Method):
 
     def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
         if out.attention_logits is None or out.fused is None:
-            raise ValueError("ABPEM needs the fusion attention logits and the fused tokens")
+            raise ConfigError("ABPEM needs the fusion attention logits and the fused tokens")
         k = self.top_k or default_top_k(out.logits.shape[-1])
         pem = principal_entropy(out.logits, k).mean()
         bal = _balance_term(out.logits)

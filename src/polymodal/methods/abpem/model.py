@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import MultiHeadAttention, TransformerBlock
 from polymodal.modules.encoders import ViTEncoder
 
@@ -121,7 +121,7 @@ class SpectrogramPatches(ViTEncoder):
         n_mels, frames = int(shape[0]), int(shape[1])
         band, width = int(patch[0]), int(patch[1])
         if n_mels % band or frames < width:
-            raise ValueError(f"audio patch {tuple(patch)} must tile {n_mels} bands x {frames}")
+            raise ConfigError(f"audio patch {tuple(patch)} must tile {n_mels} bands x {frames}")
         # a one-channel (F, T') image, T' cropped to whole patches, without a CLS token
         cropped = (n_mels, frames - frames % width)
         super().__init__(
@@ -163,7 +163,7 @@ class AVFusionTransformer(nn.Module):
         super().__init__()
         unknown = sorted(set(encoders) - set(ORDER))
         if unknown or not encoders:
-            raise ValueError(
+            raise ConfigError(
                 f"encoders must be a non-empty subset of {ORDER}, got {list(encoders)}"
             )
         self.order = tuple(m for m in ORDER if m in encoders)
@@ -283,10 +283,10 @@ def build_av_fusion_transformer(
         ValueError: unknown fusion or modality, missing shape, bad options.
     """
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+        raise ConfigError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
     unknown = sorted(set(modalities) - set(ORDER))
     if unknown:
-        raise ValueError(f"modalities {unknown} are not supported; use {list(ORDER)}")
+        raise ConfigError(f"modalities {unknown} are not supported; use {list(ORDER)}")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
@@ -299,12 +299,12 @@ def build_av_fusion_transformer(
             options.pop("encoder", None)
             shape = options.pop("shape", None)
             if shape is None:
-                raise ValueError(f"modality {name!r} needs its per-sample 'shape'")
+                raise ConfigError(f"modality {name!r} needs its per-sample 'shape'")
             shapes[name] = tuple(int(s) for s in shape)
             patch = options.pop("patch", 7 if name == "image" else (40, 5))
             depth = int(options.pop("depth", 1))
             if options:
-                raise ValueError(f"unknown options for {name!r}: {sorted(options)}")
+                raise ConfigError(f"unknown options for {name!r}: {sorted(options)}")
             if name == "image":
                 encoders[name] = ViTEncoder(
                     tuple(shape[1:]),

@@ -6,6 +6,8 @@ import json
 import pytest
 
 from polymodal.cli import main
+from polymodal.cli.adapt import METHOD_NAMES
+from polymodal.methods.abpem import METHODS
 from polymodal.train.checkpoint import save_weights
 from polymodal.train.config import load_config, save_config
 from polymodal.train.datamodule import MultimodalDataModule
@@ -57,3 +59,13 @@ def test_writes_per_batch_accuracy_a_summary_and_a_plot(run_dir, tmp_path, capsy
 def test_an_unknown_corruption_is_reported(run_dir, capsys):
     assert main(["adapt", str(run_dir), "--corrupt", "audio:hail:5"]) == 2
     assert "unknown audio corruption 'hail'" in capsys.readouterr().err
+
+
+def test_the_parser_lists_every_method():
+    assert tuple(METHODS) == METHOD_NAMES
+
+
+def test_zero_samples_is_a_one_line_error(tmp_path, capsys):
+    assert main(["adapt", str(tmp_path), "--samples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--samples must be a whole number >= 1 or 'all'" in err

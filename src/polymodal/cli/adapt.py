@@ -1,5 +1,7 @@
 """``polymodal adapt CHECKPOINT``: test-time adaptation of a trained fusion model on corrupted data.
 
+The adapters and streams are :mod:`polymodal.methods.abpem.experiment`.
+
 Writes into ``--out`` (default ``CHECKPOINT/adapt``):
 
     per_batch.csv    corruption, method, batch, size, correct, skipped, accuracy
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from polymodal.cli.common import add_samples_argument, sample_count
 from polymodal.errors import ConfigError
 
 METHOD_NAMES = ("none", "tent", "read", "abpem")
@@ -22,57 +25,21 @@ METHOD_NAMES = ("none", "tent", "read", "abpem")
 building the parser does not import torch)."""
 
 
-def corrupted_test_split(config: Any, corruption: Any, seed: int, samples: int) -> dict[str, Any]:
-    """The run's test split with one modality corrupted, as stacked tensors.
-
-    AV-Digits and AV-MNIST corrupt audio on the waveform; any other data set with an
-    ``image`` modality takes the image corruptions.
-    """
-    from polymodal.data.corrupt import av_digits_c, av_mnist_c, corrupt_images
-
-    options = dict(config.data.options)
-    name = config.data.name
-    if name == "av_digits":
-        indices = list(range(samples)) if samples else None
-        return dict(av_digits_c(corruption, seed=seed, indices=indices, **options).tensors)
-    elif name == "av_mnist":
-        folders = {k: options.pop(k, None) for k in ("mnist_folder", "fsdd_root")}
-        if not all(folders.values()):
-            raise ConfigError("av_mnist needs data.options.mnist_folder and fsdd_root")
-        tensors = dict(
-            av_mnist_c(
-                folders["mnist_folder"], folders["fsdd_root"], corruption, seed, **options
-            ).tensors
-        )
-    else:
-        from polymodal.data.contract import collate
-        from polymodal.data.registry import build_dataset
-
-        if corruption is not None and corruption.modality != "image":
-            raise ConfigError(
-                f"audio corruptions need waveforms; data set {name!r} only offers features "
-                "(supported: av_digits, av_mnist)"
-            )
-        dataset = build_dataset(name, "test", **options)
-        tensors = collate([dataset[i] for i in range(len(dataset))])  # type: ignore[arg-type]
-        if corruption is not None:
-            tensors["image"] = corrupt_images(
-                tensors["image"], corruption.name, corruption.severity, seed
-            )
-    if samples:
-        tensors = {k: v[:samples] for k, v in tensors.items()}
-    return tensors
-
-
 def cmd_adapt(args: argparse.Namespace) -> int:
     """Adapt each method on each corrupted stream and write the files of the module doc."""
     import torch
 
     from polymodal.data.corrupt import Corruption
-    from polymodal.methods.abpem.experiment import make_adapters, make_stream, run_stream
+    from polymodal.methods.abpem.experiment import (
+        corrupted_test_split,
+        make_adapters,
+        make_stream,
+        run_stream,
+    )
     from polymodal.methods.abpem.plots import stream_accuracy
     from polymodal.train.recipe import load_trained
 
+    samples = sample_count(args.samples) or 0  # 0: all, as corrupted_test_split reads it
     torch.manual_seed(args.seed)
     config, model, _ = load_trained(args.checkpoint)
     if not (hasattr(model, "encode") and hasattr(model, "fuse")):
@@ -92,7 +59,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     for spec in specs:
         label = str(spec) if spec else "clean"
         stream = make_stream(
-            corrupted_test_split(config, spec, args.seed, args.samples), args.seed, args.batch_size
+            corrupted_test_split(config, spec, args.seed, samples), args.seed, args.batch_size
         )
         for method, adapter in adapters.items():
             result = run_stream(adapter, stream)
@@ -129,9 +96,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_adapt_parser(commands: Any) -> argparse.ArgumentParser:
-    """Add ``adapt`` to the ``polymodal`` sub-commands."""
-    parser: argparse.ArgumentParser = commands.add_parser(
+def add_parser(commands: Any) -> None:
+    """Register ``adapt`` on the subparsers."""
+    parser = commands.add_parser(
         "adapt",
         help="test-time adaptation (none, Tent, READ, ABPEM) of a trained fusion model",
         description=(
@@ -160,9 +127,8 @@ def add_adapt_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of corruption and stream order")
     parser.add_argument("--batch-size", type=int, default=16, help="test batch size")
-    parser.add_argument("--samples", type=int, default=0, help="use the first N samples (0 = all)")
+    add_samples_argument(parser, None, "test samples")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--steps", type=int, default=1, help="updates per batch")
     parser.add_argument("--out", metavar="DIR", help="output folder (default CHECKPOINT/adapt)")
     parser.set_defaults(func=cmd_adapt)
-    return parser
