@@ -4,6 +4,7 @@ from pathlib import Path
 
 from polymodal.cli import main
 
+
 def test_cache_list_and_clear_commands(tmp_path, monkeypatch, capsys):
     from polymodal.data.cache import MANIFEST, cached_build, format_size, run_folder
 

@@ -1,4 +1,4 @@
-"""``polymodal cache list`` and ``polymodal cache clear [NAME]``: what is cached, and removing it."""
+"""``polymodal cache list`` and ``polymodal cache clear [NAME]``: what is cached."""
 
 from __future__ import annotations
 
