@@ -45,16 +45,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal.data.cache import home, params_key
-from polymodal.data.synth.shapes_vqa import (
-    BOS,
-    EOS,
-    IMAGE,
-    PAD,
-    QUESTION_TYPES,
-    ShapesVQA,
-    ShapesVQAConfig,
-    load_shapes_vqa,
-)
+from polymodal.data.synth.shapes_vocab import BOS, EOS, IMAGE, PAD, QUESTION_TYPES
+from polymodal.data.synth.shapes_vqa import ShapesVQA, ShapesVQAConfig, load_shapes_vqa
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
 from polymodal.methods.aki.batch import vlm_attention_mask
