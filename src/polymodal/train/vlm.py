@@ -49,8 +49,7 @@ from polymodal.data.synth.shapes_vocab import BOS, EOS, IMAGE, PAD, QUESTION_TYP
 from polymodal.data.synth.shapes_vqa import ShapesVQA, ShapesVQAConfig, load_shapes_vqa
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
-from polymodal.methods.aki.batch import vlm_attention_mask
-from polymodal.methods.aki.mask import ATTENTION_KINDS
+from polymodal.modules.masks import ATTENTION_KINDS, vlm_attention_mask
 from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import (
     DataConfig,
