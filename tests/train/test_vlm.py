@@ -42,7 +42,7 @@ def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
 def test_training_rows_are_conversations_unless_texts_or_mma_are_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
     from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))

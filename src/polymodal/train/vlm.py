@@ -90,11 +90,11 @@ class VLMModelConfig:
 
 @dataclass
 class TextTrainingConfig:
-    """Texts beside the training questions (:mod:`polymodal.analysis.text_bias.data`).
+    """Texts beside the training questions (:mod:`polymodal.data.synth.shapes_text_vqa`).
 
     Args:
         mixture: ``None`` (no texts) or a mixture of
-            :class:`~polymodal.analysis.text_bias.data.TextAugmentedVQA`
+            :class:`~polymodal.data.synth.shapes_text_vqa.TextAugmentedVQA`
             (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
         seed: draws the texts and each item's condition.
         caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
@@ -382,7 +382,7 @@ def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
     text = config.text
     if text.mixture is None:
         return conversations(train) if config.attention == "causal" else train
-    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
 
     return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
 

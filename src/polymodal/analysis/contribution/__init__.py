@@ -43,17 +43,17 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "ContributionResult": "measure",
-    "modality_contribution": "measure",
-    "Chunks": "units",
-    "FillValue": "units",
-    "Groups": "units",
-    "Patches": "units",
-    "Tiles": "units",
-    "Units": "units",
-    "Whole": "units",
-    "default_units": "units",
-    "parse_units": "units",
+    "ContributionResult": ".measure",
+    "modality_contribution": ".measure",
+    "Chunks": ".units",
+    "FillValue": ".units",
+    "Groups": ".units",
+    "Patches": ".units",
+    "Tiles": ".units",
+    "Units": ".units",
+    "Whole": ".units",
+    "default_units": ".units",
+    "parse_units": ".units",
 }
 
 __all__ = [
