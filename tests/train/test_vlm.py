@@ -11,7 +11,8 @@ import torch
 
 from polymodal.data.synth.shapes_vqa import build_tokenizer
 from polymodal.errors import ConfigError
-from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, prune_and_generate
+from polymodal.hf.llava import SmallLlavaConfig, build_small_llava
+from polymodal.methods.divprune.llava import prune_and_generate
 from polymodal.train.vlm import (
     cached_vlm,
     fit_vlm,
