@@ -45,8 +45,8 @@ if TYPE_CHECKING:
         make_method,
     )
     from polymodal.methods.abpem.model import (
+        AVFusionOutput,
         AVFusionTransformer,
-        FusionOutput,
         FusionTokens,
         build_av_fusion_transformer,
     )
@@ -66,7 +66,7 @@ _EXPORTS = {
     "Tent": ".methods",
     "make_method": ".methods",
     "AVFusionTransformer": ".model",
-    "FusionOutput": ".model",
+    "AVFusionOutput": ".model",
     "FusionTokens": ".model",
     "build_av_fusion_transformer": ".model",
 }
@@ -75,7 +75,7 @@ __all__ = [
     "ABPEM",
     "AVFusionTransformer",
     "AdaptStep",
-    "FusionOutput",
+    "AVFusionOutput",
     "FusionTokens",
     "METHODS",
     "Method",
