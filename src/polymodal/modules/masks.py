@@ -49,7 +49,8 @@ For evaluation on the prompt alone leave ``labels`` out: every real token is the
 prompt, as in a prefill.
 
 These builders are generic (any LLaVA-style token layout); AKI's use of them, the
-MMA generation loop, lives in :mod:`polymodal.methods.aki`.
+MMA generation loop, lives in the AKI package (``methods/aki``), which re-exports
+them.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ stages, as LLaVA is built on a pretrained CLIP tower:
    the loss on the answers only; evaluation asks one question per row and takes
    the greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
 
-``attention: mma`` trains and evaluates with modality-mutual attention
-(:mod:`polymodal.methods.aki`); ``text:`` puts texts beside the questions and
+``attention: mma`` trains and evaluates with modality-mutual attention (AKI; masks
+from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions and
 ``init_from:`` fine-tunes a finished run (the text-bias recipes).
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
@@ -115,8 +115,9 @@ class VLMConfig:
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
     attention: str = "causal"
-    """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
-    image tokens also see the question, never the answer; no extra parameters."""
+    """``"causal"`` or ``"mma"`` (modality-mutual attention, AKI's rule in
+    :mod:`polymodal.modules.masks`): image tokens also see the question, never the
+    answer; no extra parameters."""
     vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
     """Stage 0 (:mod:`polymodal.train.vision_pretrain`); ``steps: 0`` skips it."""
     freeze_vision_tower: bool = True

@@ -1,9 +1,9 @@
 """Shapes-VQA with texts beside the questions: conditions, mixtures and the data set.
 
 A :class:`Condition` says how an item is asked: with the image or not, and with
-which text of :mod:`.shapes_text`, if any. The text-bias probe
-(:mod:`polymodal.analysis.text_bias`) asks items under these conditions, and
-the VLM recipe (:mod:`polymodal.train.vlm`) trains on them.
+which text of :mod:`.shapes_text`, if any. The text-bias probe (the
+``analysis/text_bias`` package, which re-exports this module's names) asks items
+under these conditions, and the VLM recipe (:mod:`polymodal.train.vlm`) trains on them.
 
 :class:`TextAugmentedVQA` wraps a Shapes-VQA split. Each item is assigned one
 :class:`Condition` once, drawn from a
