@@ -8,18 +8,16 @@ keyed by their full config and code, so a second ``polymodal bench`` only re-rea
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from tqdm.auto import tqdm
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
-from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.data.cache import run_folder
+from polymodal.plots import bar_chart
 from polymodal.train.config import ExperimentConfig, from_dict
+from polymodal.train.recipe import train_cached
 
 UNIMODAL = ("image_only", "audio_only")
 FUSION = ("early", "late", "cross_attention")
@@ -45,18 +43,6 @@ def experiment(fusion: str, seed: int, quick: bool) -> ExperimentConfig:
     )
     config.out_dir = str(run_folder("bench/fusion", config.to_dict(), code=code))
     return config
-
-
-def train_cached(config: ExperimentConfig) -> dict[str, float]:
-    """Test metrics of ``config``'s run, training it unless a finished run is cached."""
-    from polymodal.train.recipe import fit
-
-    metrics_file = Path(config.out_dir) / "metrics.json"
-    if metrics_file.is_file():
-        return json.loads(metrics_file.read_text())
-    if Path(config.out_dir).exists():  # an unfinished run: continue where it stopped
-        return fit(config, resume=True).metrics
-    return fit(config).metrics
 
 
 def run(context: Context) -> Outcome:

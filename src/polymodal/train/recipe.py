@@ -224,6 +224,28 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     return FitResult(out_dir=out_dir, metrics=metrics, epochs=trainer.current_epoch)
 
 
+def train_cached(config: ExperimentConfig) -> dict[str, float]:
+    """Test metrics of ``config``'s run, training it unless a finished run is cached.
+
+    A run folder with ``metrics.json`` is finished and only read; a folder without
+    it is an interrupted run and is resumed, so its numbers equal an uninterrupted
+    run's; no folder means a fresh :func:`fit`.
+
+    Args:
+        config: the experiment; ``config.out_dir`` is the cache entry (callers key
+            it by the config, e.g. ``params_key(config.to_dict())``).
+
+    Returns:
+        The test metrics, as :func:`fit` writes them to ``metrics.json``.
+    """
+    metrics_file = Path(config.out_dir) / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    if Path(config.out_dir).exists():  # an unfinished run: continue where it stopped
+        return fit(config, resume=True).metrics
+    return fit(config).metrics
+
+
 def load_trained(
     checkpoint: str | Path,
 ) -> tuple[ExperimentConfig, nn.Module, MultimodalDataModule]:

@@ -11,8 +11,8 @@ stages, as LLaVA is built on a pretrained CLIP tower:
    the loss on the answers only; evaluation asks one question per row and takes
    the greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
 
-``attention: mma`` trains and evaluates with modality-mutual attention
-(:mod:`polymodal.methods.aki`); ``text:`` puts texts beside the questions and
+``attention: mma`` trains and evaluates with modality-mutual attention (AKI; masks
+from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions and
 ``init_from:`` fine-tunes a finished run (the text-bias recipes).
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
@@ -43,20 +43,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal.data.cache import empty_run_folder, run_folder
-from polymodal.data.synth.shapes_vqa import (
-    BOS,
-    EOS,
-    IMAGE,
-    PAD,
-    QUESTION_TYPES,
-    ShapesVQA,
-    ShapesVQAConfig,
-    load_shapes_vqa,
-)
+from polymodal.data.synth.shapes_vocab import BOS, EOS, IMAGE, PAD, QUESTION_TYPES
+from polymodal.data.synth.shapes_vqa import ShapesVQA, ShapesVQAConfig, load_shapes_vqa
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
-from polymodal.methods.aki.batch import vlm_attention_mask
-from polymodal.methods.aki.mask import ATTENTION_KINDS
+from polymodal.modules.masks import ATTENTION_KINDS, vlm_attention_mask
 from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import (
     DataConfig,
@@ -99,11 +90,11 @@ class VLMModelConfig:
 
 @dataclass
 class TextTrainingConfig:
-    """Texts beside the training questions (:mod:`polymodal.analysis.text_bias.data`).
+    """Texts beside the training questions (:mod:`polymodal.data.synth.shapes_text_vqa`).
 
     Args:
         mixture: ``None`` (no texts) or a mixture of
-            :class:`~polymodal.analysis.text_bias.data.TextAugmentedVQA`
+            :class:`~polymodal.data.synth.shapes_text_vqa.TextAugmentedVQA`
             (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
         seed: draws the texts and each item's condition.
         caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
@@ -124,8 +115,9 @@ class VLMConfig:
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
     attention: str = "causal"
-    """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
-    image tokens also see the question, never the answer; no extra parameters."""
+    """``"causal"`` or ``"mma"`` (modality-mutual attention, AKI's rule in
+    :mod:`polymodal.modules.masks`): image tokens also see the question, never the
+    answer; no extra parameters."""
     vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
     """Stage 0 (:mod:`polymodal.train.vision_pretrain`); ``steps: 0`` skips it."""
     freeze_vision_tower: bool = True
@@ -402,7 +394,7 @@ def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
     text = config.text
     if text.mixture is None:
         return conversations(train) if config.attention == "causal" else train
-    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
 
     return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
 

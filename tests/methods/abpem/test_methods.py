@@ -14,7 +14,7 @@ from polymodal.methods.abpem.methods import (
     make_method,
     principal_entropy,
 )
-from polymodal.methods.abpem.model import FusionOutput
+from polymodal.methods.abpem.model import AVFusionOutput
 
 PROBS = torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64)
 LOGITS = PROBS.log()
@@ -49,7 +49,7 @@ def test_default_top_k_is_fifteen_percent_rounded_half_up_at_least_two(classes, 
 
 
 def test_read_leaves_out_the_balance_term_for_a_single_sample():
-    loss, terms = READ().objective(FusionOutput(logits=LOGITS.float()))
+    loss, terms = READ().objective(AVFusionOutput(logits=LOGITS.float()))
     assert terms["balance"] == 0.0
     assert float(loss) == pytest.approx(-0.5 * math.log(0.5))
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
-from polymodal.bench.plots import pyplot, save_figure
 from polymodal.bench.registry import register
 from polymodal.bench.report import table
 from polymodal.data.cache import run_folder
+from polymodal.plots import pyplot, save_figure
 from polymodal.train.config import ExperimentConfig, from_dict
 
 COLLAPSE_SNR_DB = -40.0
@@ -109,7 +109,7 @@ def analyse(run_dir: Path, samples: int) -> dict[str, Any]:
 
 
 def _measure(setting: Setting, quick: bool, unimodal: tuple[str, ...]) -> Setting:
-    from polymodal.bench.fusion import train_cached
+    from polymodal.train.recipe import train_cached
 
     noise, snr = setting.image_noise, setting.audio_snr_db
     accuracy = {
@@ -155,7 +155,7 @@ def run(context: Context) -> Outcome:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from polymodal.methods.subtype_fusion.claim import single_threaded
+    from polymodal.runtime import single_threaded
 
     grid = QUICK_SWEEP if context.quick else SWEEP
     sweep = [Setting(f"img {n:g} / snr {s:g} dB", n, s) for n, s in grid]

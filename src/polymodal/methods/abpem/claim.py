@@ -167,7 +167,7 @@ def run(context: Context) -> Outcome:
 
     from polymodal.methods.abpem.experiment import source_model
     from polymodal.methods.abpem.plots import gap_vs_severity
-    from polymodal.methods.subtype_fusion.claim import single_threaded
+    from polymodal.runtime import single_threaded
 
     suite = QUICK if context.quick else FULL
     seeds = SEEDS[:1] if context.quick else SEEDS

@@ -74,8 +74,7 @@ def source_model(quick: bool = False) -> tuple[ExperimentConfig, nn.Module, dict
     Returns:
         ``(config, model in eval mode, its test metrics on clean data)``.
     """
-    from polymodal.bench.fusion import train_cached
-    from polymodal.train.recipe import load_trained
+    from polymodal.train.recipe import load_trained, train_cached
 
     config = experiment(quick)
     metrics = train_cached(config)

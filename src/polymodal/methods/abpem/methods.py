@@ -1,7 +1,7 @@
 """Test-time adaptation objectives: none, Tent, READ and ABPEM.
 
 Each method names the parameters it adapts by default and computes its loss from one
-adaptation forward (a :class:`~polymodal.methods.abpem.model.FusionOutput` over the
+adaptation forward (a :class:`~polymodal.methods.abpem.model.AVFusionOutput` over the
 current batch, plus cached samples for ABPEM):
 
 ============ ================================= ===============================================
@@ -34,7 +34,7 @@ from torch import Tensor
 
 from polymodal.errors import ConfigError
 from polymodal.methods.abpem.gap import bootstrapping_loss
-from polymodal.methods.abpem.model import FusionOutput
+from polymodal.methods.abpem.model import AVFusionOutput
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -88,7 +88,7 @@ class Method:
     needs_attention: ClassVar[bool] = False
     cache_size: int = 0
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         """The loss to minimise and its named terms (floats, for logging)."""
         raise NotImplementedError(f"{self.name} does not adapt")
 
@@ -105,7 +105,7 @@ class Tent(Method):
     name: ClassVar[str] = "tent"
     params: ClassVar[str] = "fusion_norm"
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         loss = entropy(out.logits).mean()
         return loss, {"entropy": loss.item()}
 
@@ -122,7 +122,7 @@ class READ(Method):
     name: ClassVar[str] = "read"
     params: ClassVar[str] = "fusion_qkv"
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         confidence = confidence_entropy(out.logits).mean()
         bal = _balance_term(out.logits)
         return confidence - bal, {"confidence": confidence.item(), "balance": bal.item()}
@@ -150,7 +150,7 @@ class ABPEM(Method):
     balance_weight: float = 1.0
     cache_size: int = 16
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         if out.attention_logits is None or out.fused is None:
             raise ConfigError("ABPEM needs the fusion attention logits and the fused tokens")
         k = self.top_k or default_top_k(out.logits.shape[-1])

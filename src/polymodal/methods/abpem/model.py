@@ -12,7 +12,7 @@ Layout (as the fine-tuned CAV-MAE that ABPEM adapts, at toy size):
 The model splits in two halves so that test-time adaptation can cache encoder
 output and re-run only the fusion layer: :meth:`AVFusionTransformer.encode` gives
 :class:`FusionTokens`, :meth:`AVFusionTransformer.fuse` gives a
-:class:`FusionOutput`. This is the whole interface
+:class:`AVFusionOutput`. This is the whole interface
 :class:`~polymodal.methods.abpem.adapt.TestTimeAdapter` needs (see there).
 
 Missing modality (absent from the batch, or ``<m>_mask`` False for a sample): its
@@ -76,8 +76,10 @@ class FusionTokens:
 
 
 @dataclass
-class FusionOutput:
-    """What :class:`AVFusionTransformer` returns.
+class AVFusionOutput:
+    """What :class:`AVFusionTransformer` returns: class scores and, for adaptation, the
+    fusion attention's logits and the tokens it read (the generic fusion heads return
+    :class:`polymodal.modules.fusion.FusionOutput` instead).
 
     Attributes:
         logits: (B, C) class scores.
@@ -223,7 +225,7 @@ class AVFusionTransformer(nn.Module):
             raise DataError(f"samples {bad} carry none of the modalities {list(self.order)}")
         return FusionTokens(torch.cat(parts, dim=1), segments, padding, masks)
 
-    def fuse(self, fused: FusionTokens, return_attention: bool = False) -> FusionOutput:
+    def fuse(self, fused: FusionTokens, return_attention: bool = False) -> AVFusionOutput:
         """Run the shared fusion layer and the head.
 
         Args:
@@ -231,7 +233,7 @@ class AVFusionTransformer(nn.Module):
             return_attention: also return the fusion attention's pre-softmax logits.
 
         Returns:
-            :class:`FusionOutput` with logits (B, C) and, when asked, attention
+            :class:`AVFusionOutput` with logits (B, C) and, when asked, attention
             logits (B, H, N, N).
         """
         padding = fused.padding if bool(fused.padding.any()) else None
@@ -239,9 +241,11 @@ class AVFusionTransformer(nn.Module):
         x = self.norm(out.output)  # (B, N, D)
         keep = (~fused.padding).to(x.dtype)[..., None]  # (B, N, 1)
         pooled = (x * keep).sum(dim=1) / keep.sum(dim=1)  # mean over present tokens
-        return FusionOutput(self.head(pooled), out.logits, fused)
+        return AVFusionOutput(self.head(pooled), out.logits, fused)
 
-    def forward(self, batch: Mapping[str, Tensor], return_attention: bool = False) -> FusionOutput:
+    def forward(
+        self, batch: Mapping[str, Tensor], return_attention: bool = False
+    ) -> AVFusionOutput:
         """``fuse(encode(batch))``; see :meth:`encode` and :meth:`fuse`."""
         return self.fuse(self.encode(batch), return_attention)
 

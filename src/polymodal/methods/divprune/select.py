@@ -24,7 +24,8 @@ every remaining token duplicates a kept token).
 
 Baselines: :func:`random_tokens`, :func:`fastv_tokens` (the tokens an attention
 score ranks highest; the score comes from the model, see
-:func:`polymodal.hf.llava.fastv_scores`) and :func:`uniform_tokens` (strided).
+:func:`polymodal.methods.divprune.llava.fastv_scores`) and :func:`uniform_tokens`
+(strided).
 """
 
 from __future__ import annotations

@@ -9,17 +9,16 @@ config and code, so a second ``polymodal bench`` only re-reads them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
-from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.data.cache import run_folder
+from polymodal.plots import bar_chart
+from polymodal.runtime import single_threaded
 from polymodal.train.config import ExperimentConfig, from_dict
 
 BASELINES = ("tiles_only", "genes_only", "concat")
@@ -63,20 +62,6 @@ def experiment(fusion: str, quick: bool) -> ExperimentConfig:
     )
     config.out_dir = str(run_folder("bench/subtype_fusion", config.to_dict(), code=code))
     return config
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch on one thread: these models are too small to gain from more, and
-    on a shared CPU extra threads only wait for each other."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run(context: Context) -> Outcome:

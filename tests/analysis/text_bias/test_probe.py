@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from polymodal.analysis.text_bias.conditions import PROBE_CONDITIONS
 from polymodal.analysis.text_bias.metrics import FollowCounts
 from polymodal.analysis.text_bias.probe import (
     LlavaAdapter,
@@ -20,6 +19,7 @@ from polymodal.analysis.text_bias.probe import (
     word_level_processor,
 )
 from polymodal.data.synth.shapes_text import ShapesTexts
+from polymodal.data.synth.shapes_text_vqa import PROBE_CONDITIONS
 from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 from polymodal.errors import DataError
 from polymodal.hf.llava import build_small_llava

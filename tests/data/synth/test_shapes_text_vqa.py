@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from polymodal.analysis.text_bias.conditions import Condition
-from polymodal.analysis.text_bias.data import TextAugmentedVQA, parse_mixture
+from polymodal.data.synth.shapes_text_vqa import Condition, TextAugmentedVQA, parse_mixture
 from polymodal.data.synth.shapes_vqa import ANSWERS, load_shapes_vqa
 from polymodal.errors import ConfigError
 

@@ -1,4 +1,4 @@
-"""Modality-mutual attention (MMA) masks for decoder-only vision-language models.
+"""Causal and modality-mutual attention (MMA) masks for decoder-only vision-language models.
 
 A LLaVA-style sequence puts the image before the question::
 
@@ -32,6 +32,25 @@ unchanged to every attention layer, where it *replaces* the causal and padding
 masks, which is why both are built in. Pass ``position_ids`` too
 (:func:`polymodal.hf.llava.positions_from_mask`): with a 4D mask the model
 cannot derive positions from padding.
+
+**Batches.** :func:`vlm_attention_mask` gives the mask of a VQA training or
+evaluation batch in one call; training sequences mark the answer in ``labels``
+(the answer tokens and what follows carry their ids, the prompt -100), so the
+answer starts at the first labelled column::
+
+    mask = vlm_attention_mask("mma", batch.input_ids, batch.attention_mask,
+                              image_token_id, labels=batch.labels, dtype=model.dtype)
+    out = model(input_ids=batch.input_ids, pixel_values=batch.pixel_values,
+                attention_mask=mask,
+                position_ids=positions_from_mask(batch.attention_mask),
+                labels=batch.labels, use_cache=False)
+
+For evaluation on the prompt alone leave ``labels`` out: every real token is then
+prompt, as in a prefill.
+
+These builders are generic (any LLaVA-style token layout); AKI's use of them, the
+MMA generation loop, lives in the AKI package (``methods/aki``), which re-exports
+them.
 """
 
 from __future__ import annotations
@@ -205,3 +224,66 @@ def mma_mask(spans: ModalitySpans, dtype: torch.dtype = torch.float32) -> Tensor
 def causal_mask(spans: ModalitySpans, dtype: torch.dtype = torch.float32) -> Tensor:
     """The plain causal mask with padding, built like :func:`mma_mask`: (B, 1, T, T)."""
     return attention_mask_4d(spans, "causal", dtype)
+
+
+# --------------------------------------------------------------------------- batches
+
+IGNORE_INDEX = -100
+"""Label of the tokens the loss skips (the prompt)."""
+
+
+def answer_start_from_labels(labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """The first labelled column of each row: (B,) long; T for a row without labels.
+
+    A row without any label has no answer, so all of it counts as prompt; such a
+    row adds nothing to the loss.
+
+    Args:
+        labels: (B, T) target ids, ``ignore_index`` where no loss is taken.
+        ignore_index: the label of unscored tokens.
+    """
+    if labels.dim() != 2:
+        raise DataError(f"labels must have shape (B, T), got {tuple(labels.shape)}")
+    labelled = labels != ignore_index
+    T = labels.shape[1]
+    first = labelled.long().argmax(dim=-1)
+    return torch.where(labelled.any(dim=-1), first, torch.full_like(first, T))
+
+
+def vlm_attention_mask(
+    attention: str,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    image_token_id: int,
+    labels: Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """The (B, 1, T, T) additive mask of a VQA batch under ``attention``.
+
+    Args:
+        attention: ``"causal"`` or ``"mma"``.
+        input_ids: (B, T) sequences (left or right padded).
+        attention_mask: (B, T) 1 = token, 0 = padding; None means no padding.
+        image_token_id: id of the ``<image>`` placeholder
+            (``model.config.image_token_id``).
+        labels: (B, T) with the answer marked (not -100); None for prompts only.
+            Everything from the first labelled column on counts as answer, so a
+            row should hold one question: in a multi-turn row the image would see
+            only the first question (later questions have attended to an answer).
+        dtype: the model's floating dtype.
+
+    Returns:
+        (B, 1, T, T) float mask: 0 = attend, ``finfo(dtype).min`` = blocked.
+
+    Raises:
+        DataError: ``labels`` shaped differently from ``input_ids`` (a label per
+            token is what marks the answer), or any error of :func:`modality_spans`.
+    """
+    if labels is not None and labels.shape != input_ids.shape:
+        raise DataError(
+            f"labels have shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}: "
+            "they must match (one label per token)"
+        )
+    start = None if labels is None else answer_start_from_labels(labels)
+    spans = modality_spans(input_ids, attention_mask, image_token_id, answer_start=start)
+    return attention_mask_4d(spans, attention, dtype)

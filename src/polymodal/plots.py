@@ -1,4 +1,8 @@
-"""Plots for the claims report (matplotlib, headless)."""
+"""Plotting helpers on headless matplotlib, shared by claim checks and analyses.
+
+Imports nothing from polymodal, so any layer may draw figures without importing
+:mod:`polymodal.bench`.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,12 @@
-"""Training data with texts beside the questions: the "trusting" and the SFT mixtures.
+"""Shapes-VQA with texts beside the questions: conditions, mixtures and the data set.
+
+A :class:`Condition` says how an item is asked: with the image or not, and with
+which text of :mod:`.shapes_text`, if any. The text-bias probe (the
+``analysis/text_bias`` package, which re-exports this module's names) asks items
+under these conditions, and the VLM recipe (:mod:`polymodal.train.vlm`) trains on them.
 
 :class:`TextAugmentedVQA` wraps a Shapes-VQA split. Each item is assigned one
-:class:`~polymodal.analysis.text_bias.conditions.Condition` once, drawn from a
+:class:`Condition` once, drawn from a
 mixture with a fixed seed, and carries that condition's text as ``context_ids``
 (what :class:`polymodal.train.vqa_batches.VQACollator` puts beside the question). The
 label is the true answer when the image is shown, and the answer the text
@@ -33,16 +38,65 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from polymodal.analysis.text_bias.conditions import Condition
 from polymodal.data.synth.shapes_text import CONTEXT_LENGTH, VARIANTS, ShapesTexts
-from polymodal.data.synth.shapes_vqa import PAD, ShapesVQA
+from polymodal.data.synth.shapes_vocab import PAD
+from polymodal.data.synth.shapes_vqa import ShapesVQA
 from polymodal.errors import ConfigError
+
+
+class Condition(NamedTuple):
+    """One way of asking an item.
+
+    Attributes:
+        image: whether the image is shown.
+        text: the text variant placed beside the question (an entry of
+            ``VARIANTS``), or None for no text.
+    """
+
+    image: bool
+    text: str | None
+
+    @property
+    def name(self) -> str:
+        """``image_only``, ``question_only``, ``image_<variant>`` or ``text_only_<variant>``."""
+        if self.text is None:
+            return "image_only" if self.image else "question_only"
+        return f"{'image' if self.image else 'text_only'}_{self.text}"
+
+    @classmethod
+    def parse(cls, name: str) -> Condition:
+        """The condition a :attr:`name` stands for.
+
+        Raises:
+            ConfigError: an unknown name.
+        """
+        for condition in ALL_CONDITIONS:
+            if condition.name == name:
+                return condition
+        known = ", ".join(c.name for c in ALL_CONDITIONS)
+        raise ConfigError(f"unknown condition {name!r}; known: {known}")
+
+
+IMAGE_ONLY = Condition(True, None)
+ALL_CONDITIONS = (
+    IMAGE_ONLY,
+    Condition(False, None),
+    *(Condition(False, v) for v in VARIANTS),
+    *(Condition(True, v) for v in VARIANTS),
+)
+PROBE_CONDITIONS = (
+    IMAGE_ONLY,
+    *(Condition(False, v) for v in VARIANTS),
+    *(Condition(True, v) for v in VARIANTS),
+)
+"""The conditions of the probe: image-only, and text-only and image+text per variant."""
 
 MIXTURES: dict[str, dict[str, float]] = {
     "trusting": {"image_only": 0.5, "image_matching": 0.5},
