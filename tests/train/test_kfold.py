@@ -19,6 +19,7 @@ from polymodal.train.kfold import (
     pool_dataset,
     predict,
 )
+from polymodal.train.predictions import Predictions
 from polymodal.train.recipe import load_trained, resolve_builder
 
 CONFIG = "configs/subtype_fusion.yaml"
@@ -107,3 +108,23 @@ def test_cv_command_holds_out_every_patient_once_and_resumes(tmp_path, monkeypat
         cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3)
     again = cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3, resume=True)
     assert again.mean == pytest.approx(summary["mean"])
+
+
+@pytest.mark.slow
+def test_cv_keeps_pooled_out_of_fold_predictions_with_patient_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+    config = load_config(CONFIG, [*TINY, f"out_dir={tmp_path / 'cv'}"])
+    result = cross_validate(config, folds=3, val_fraction=0.25, progress=False)
+    pool = pool_dataset(config)
+    oof = Predictions.load(tmp_path / "cv" / "oof_predictions.safetensors")
+    # every pooled sample exactly once, in pooled order, with its own label and patient
+    assert oof.index.tolist() == list(range(24))
+    assert oof.labels.tolist() == pool.labels.tolist()
+    assert oof.ids.tolist() == pool.groups.tolist()
+    folds = json.loads((tmp_path / "cv" / "folds.json").read_text())["fold"]
+    for fold in result.folds:
+        held_out = np.flatnonzero(np.array(folds) == fold.fold)
+        assert fold.predictions.index.tolist() == held_out.tolist()
+        assert oof.correct()[held_out].mean() == pytest.approx(fold.metrics["accuracy"])
+    again = cross_validate(config, folds=3, val_fraction=0.25, resume=True, progress=False)
+    torch.testing.assert_close(again.predictions.logits, result.predictions.logits)
