@@ -106,7 +106,7 @@ def _measure(setting: Setting, quick: bool, unimodal: tuple[str, ...]) -> Settin
 
     noise, snr = setting.image_noise, setting.audio_snr_db
     accuracy = {
-        name: train_cached(experiment(name, noise, snr, quick))["test_acc"]
+        name: train_cached(experiment(name, noise, snr, quick)).metrics["test_acc"]
         for name in (*unimodal, "cross_attention")
     }
     setting.acc_image = accuracy.get("image_only")
