@@ -90,8 +90,9 @@ class ClassificationModule(L.LightningModule):
         self._test_outputs = []
         if self.trainer.world_size > 1:  # every rank saw every W-th item: put them back in order
             total = len(self.trainer.test_dataloaders.dataset)  # type: ignore[union-attr]
-            logits = interleave_ranks(self.all_gather(logits), total)
-            labels = interleave_ranks(self.all_gather(labels), total)
+            gathered = self.all_gather((logits, labels))  # ((W, n, C), (W, n))
+            logits = interleave_ranks(gathered[0], total)
+            labels = interleave_ranks(gathered[1], total)
         self.test_predictions = Predictions(logits.cpu(), labels.cpu().long())
 
     def configure_optimizers(self) -> Any:
