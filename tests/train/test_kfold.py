@@ -1,4 +1,6 @@
-"""k-fold cross-validation: folds and metrics (the command: tests/cli/test_cv.py)."""
+"""k-fold cross-validation: folds, metrics, predictions (the command: tests/cli/test_cv.py)."""
+
+import json
 
 import numpy as np
 import pytest
@@ -6,13 +8,28 @@ import torch
 
 import polymodal.data.synth.histo_omics  # noqa: F401  (registers histo_omics)
 from polymodal.errors import ConfigError
+from polymodal.train.config import load_config
 from polymodal.train.kfold import (
     Pool,
     carve_validation,
     classification_metrics,
+    cross_validate,
     patient_folds,
+    pool_dataset,
 )
+from polymodal.train.predictions import Predictions
 from polymodal.train.recipe import resolve_builder
+
+CONFIG = "configs/subtype_fusion.yaml"
+TINY = [
+    "data.options={patients: 24, genes: 300, min_tiles: 2, max_tiles: 4, tile_size: 16}",
+    "data.batch_size=8",
+    "model.dim=8",
+    "model.modalities.genes.hidden=[16]",
+    "model.modalities.tiles.depth=2",
+    "trainer.max_epochs=1",
+    "trainer.progress_bar=false",
+]
 
 
 def test_folds_are_stratified_partitions_that_keep_patients_together():
@@ -56,3 +73,23 @@ def test_builder_paths_are_checked():
         resolve_builder("build_subtype_model")
     with pytest.raises(ConfigError, match="cannot be imported"):
         resolve_builder("polymodal.methods.subtype_fusion:nothing_here")
+
+
+@pytest.mark.slow
+def test_cv_keeps_pooled_out_of_fold_predictions_with_patient_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+    config = load_config(CONFIG, [*TINY, f"out_dir={tmp_path / 'cv'}"])
+    result = cross_validate(config, folds=3, val_fraction=0.25, progress=False)
+    pool = pool_dataset(config)
+    oof = Predictions.load(tmp_path / "cv" / "oof_predictions.safetensors")
+    # every pooled sample exactly once, in pooled order, with its own label and patient
+    assert oof.index.tolist() == list(range(24))
+    assert oof.labels.tolist() == pool.labels.tolist()
+    assert oof.ids.tolist() == pool.groups.tolist()
+    folds = json.loads((tmp_path / "cv" / "folds.json").read_text())["fold"]
+    for fold in result.folds:
+        held_out = np.flatnonzero(np.array(folds) == fold.fold)
+        assert fold.predictions.index.tolist() == held_out.tolist()
+        assert oof.correct()[held_out].mean() == pytest.approx(fold.metrics["accuracy"])
+    again = cross_validate(config, folds=3, val_fraction=0.25, resume=True, progress=False)
+    torch.testing.assert_close(again.predictions.logits, result.predictions.logits)

@@ -4,6 +4,10 @@ A config is parsed into typed dataclasses. Unknown keys, wrong types and malform
 YAML raise :class:`~polymodal.errors.ConfigError` with the offending key's dotted
 path and, for a misspelt key, the closest valid one. Command-line overrides use
 dotted paths (``trainer.max_epochs=3``); their values are parsed as YAML scalars.
+
+The recipes' YAML files ship inside the package (``polymodal/configs/``, also
+reachable as ``configs/`` in a source checkout), so a bare name such as
+``load_config("fusion_av_digits")`` works from an installed wheel.
 """
 
 from __future__ import annotations
@@ -90,6 +94,43 @@ class ExperimentConfig:
 
 T = TypeVar("T")
 
+PACKAGED = Path(__file__).resolve().parents[1] / "configs"
+"""The folder of the recipes' YAML files shipped with the package."""
+
+
+def packaged_configs() -> list[str]:
+    """Names of the packaged YAML configs (file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def resolve_config(path: str | Path) -> Path:
+    """The YAML file ``path`` names: an existing file, or a packaged config's bare name.
+
+    Args:
+        path: a file path, or a name like ``"fusion_av_digits"`` (with or without
+            ``.yaml``) of a config in :data:`PACKAGED`.
+
+    Returns:
+        The file to read.
+
+    Raises:
+        ConfigError: neither a file nor a packaged name (the message lists the names).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    # Only a bare name (no folder part) may mean a packaged config: a missing
+    # ``runs/x/config.yaml`` must not silently load a recipe of the same name.
+    if len(path.parts) == 1 and path.suffix in ("", ".yaml"):
+        packaged = PACKAGED / f"{path.stem}.yaml"
+        if packaged.is_file():
+            return packaged
+        raise ConfigError(
+            f"config {str(path)!r} is neither a file nor a packaged config; "
+            f"available: {', '.join(packaged_configs())}"
+        )
+    raise ConfigError(f"config file {path} does not exist")
+
 
 def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
@@ -144,12 +185,14 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file (empty for an empty file).
 
+    Args:
+        path: a YAML file, or the bare name of a packaged config (:func:`resolve_config`).
+
     Raises:
-        ConfigError: missing file, malformed YAML, or a top level that is not a mapping.
+        ConfigError: missing file or unknown name, malformed YAML, or a top level that
+            is not a mapping.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    path = resolve_config(path)
     try:
         loaded = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -199,7 +242,7 @@ def load_config(
     """Read a YAML experiment file (or the defaults when ``path`` is None) plus overrides.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the bare name of a packaged config (``fusion_av_digits``).
         overrides: dotted ``section.key=value`` overrides.
         check_device: require a GPU when ``trainer.accelerator`` asks for one.
 

@@ -23,8 +23,12 @@ Output folder (``out_dir``)::
     config.yaml      the resolved config
     folds.json       the fold of every pooled sample and its patient id
     fold_<i>/        a run folder per fold: config.yaml, model.safetensors,
-                     metrics.json, fold.json (its sample indices), checkpoints/, metrics.csv
+                     metrics.json, fold.json (its sample indices), checkpoints/, metrics.csv,
+                     test_predictions.safetensors (held-out logits, labels, ids, indices)
     cv.json          per-fold metrics, their mean and std
+    oof_predictions.safetensors
+                     pooled out-of-fold predictions: every pooled sample once, in
+                     pooled order, predicted by the fold that held it out
 """
 
 from __future__ import annotations
@@ -40,12 +44,15 @@ import numpy as np
 
 from polymodal.errors import ConfigError
 from polymodal.train.config import ExperimentConfig, save_config
+from polymodal.train.predictions import FILE as PREDICTIONS
+from polymodal.train.predictions import Predictions
 
 if TYPE_CHECKING:  # torch and Lightning load on first use, so `polymodal --help` stays fast
     from torch import Tensor, nn
     from torch.utils.data import Dataset
 
 METRICS = ("accuracy", "macro_f1", "mcc", "pr_auc")
+OUT_OF_FOLD = "oof_predictions.safetensors"
 
 
 # ----------------------------------------------------------------------------- folds
@@ -171,22 +178,29 @@ def carve_validation(
 # ----------------------------------------------------------------------------- metrics
 
 
-def predict(model: nn.Module, dataset: Dataset[Any], batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """Class probabilities (S, C) and labels (S,) of a model on a dataset."""
+def predict_logits(
+    model: nn.Module, dataset: Dataset[Any], batch_size: int = 64
+) -> tuple[Tensor, Tensor]:
+    """Logits (S, C) and labels (S,) of a model on a dataset, in its order."""
     import torch
     from torch.utils.data import DataLoader
 
     from polymodal.data.contract import collate
 
     model.eval()
-    probs, labels = [], []
+    logits, labels = [], []
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
             out = model(batch)
-            logits = out if isinstance(out, torch.Tensor) else out.logits
-            probs.append(logits.float().softmax(dim=-1))
+            logits.append((out if isinstance(out, torch.Tensor) else out.logits).float())
             labels.append(batch["label"])
-    return torch.cat(probs), torch.cat(labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def predict(model: nn.Module, dataset: Dataset[Any], batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Class probabilities (S, C) and labels (S,) of a model on a dataset."""
+    logits, labels = predict_logits(model, dataset, batch_size)
+    return logits.softmax(dim=-1), labels
 
 
 def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> dict[str, float]:
@@ -218,12 +232,13 @@ def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> d
 
 @dataclass
 class FoldResult:
-    """One fold's held-out metrics and where its run lives."""
+    """One fold's held-out metrics and predictions, and where its run lives."""
 
     fold: int
     metrics: dict[str, float]
     out_dir: Path
     test_size: int
+    predictions: Predictions
 
 
 @dataclass
@@ -235,12 +250,16 @@ class CVResult:
         mean: mean of every metric over the folds.
         std: sample standard deviation of every metric over the folds.
         out_dir: the run folder.
+        predictions: pooled out-of-fold predictions, one per pooled sample in pooled
+            order (``index`` 0..S-1, ``ids`` the patients), each from the fold that
+            held the sample out.
     """
 
     folds: list[FoldResult]
     mean: dict[str, float]
     std: dict[str, float]
     out_dir: Path
+    predictions: Predictions
 
     def summary(self) -> dict[str, Any]:
         """The content of ``cv.json``."""
@@ -253,13 +272,18 @@ class CVResult:
 
 def fit_fold(
     config: ExperimentConfig, pool: Pool, indices: dict[str, np.ndarray], resume: bool = True
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Predictions]:
     """Train on ``indices["train"]``, select on ``"val"``, test on ``"test"``.
 
     The run goes to ``config.out_dir`` (a run folder, see the module doc); a
     finished fold is read back, an interrupted one resumes from its last checkpoint.
+
+    Returns:
+        The held-out metrics, and the per-item held-out predictions (logits (N, C),
+        labels, patient ids and pooled indices (N,), in ``indices["test"]`` order).
     """
     import lightning as L
+    import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import Subset
 
@@ -269,8 +293,10 @@ def fit_fold(
     from polymodal.train.recipe import LAST, _quiet_lightning, _trainer, build_from_config
 
     out_dir = Path(config.out_dir)
-    if (out_dir / "metrics.json").is_file() and resume:
-        return json.loads((out_dir / "metrics.json").read_text())  # type: ignore[no-any-return]
+    finished = (out_dir / "metrics.json").is_file() and (out_dir / PREDICTIONS).is_file()
+    if finished and resume:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        return metrics, Predictions.load(out_dir / PREDICTIONS)
     _quiet_lightning()
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -297,11 +323,19 @@ def fit_fold(
         if k.startswith("model.")
     }
     model.load_state_dict(best)
-    probs, labels = predict(model, parts["test"], config.data.batch_size)
-    metrics = classification_metrics(probs, labels, pool.num_classes)
+    logits, labels = predict_logits(model, parts["test"], config.data.batch_size)
+    metrics = classification_metrics(logits.softmax(dim=-1), labels, pool.num_classes)
+    test = indices["test"]
+    predictions = Predictions(
+        logits,
+        labels.long(),
+        torch.from_numpy(pool.groups[test].astype(np.int64)),
+        torch.from_numpy(test.astype(np.int64)),
+    )
     save_weights(model.state_dict(), out_dir / "model.safetensors")
+    predictions.save(out_dir / PREDICTIONS)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return metrics
+    return metrics, predictions
 
 
 def cross_validate(
@@ -349,14 +383,17 @@ def cross_validate(
         )
         fold_config = copy.deepcopy(config)
         fold_config.out_dir = str(out_dir / f"fold_{i}")
-        metrics = fit_fold(fold_config, pool, {"train": train, "val": val, "test": test}, resume)
-        results.append(FoldResult(i, metrics, Path(fold_config.out_dir), len(test)))
+        indices = {"train": train, "val": val, "test": test}
+        metrics, predictions = fit_fold(fold_config, pool, indices, resume)
+        results.append(FoldResult(i, metrics, Path(fold_config.out_dir), len(test), predictions))
     values = {m: np.array([r.metrics[m] for r in results]) for m in METRICS}
     result = CVResult(
         folds=results,
         mean={m: float(v.mean()) for m, v in values.items()},
         std={m: float(v.std(ddof=1)) for m, v in values.items()},
         out_dir=out_dir,
+        predictions=Predictions.concat([r.predictions for r in results]).sorted_by_index(),
     )
+    result.predictions.save(out_dir / OUT_OF_FOLD)
     (out_dir / "cv.json").write_text(json.dumps(result.summary(), indent=2))
     return result

@@ -304,7 +304,7 @@ def _measure(setting: Setting, quick: bool, unimodal: tuple[str, ...]) -> Settin
 
     noise, snr = setting.image_noise, setting.audio_snr_db
     for name in (*unimodal, "cross_attention"):
-        setting.record(name, train_cached(experiment(name, noise, snr, quick)))
+        setting.record(name, train_cached(experiment(name, noise, snr, quick)).metrics)
     summary = analyse(Path(experiment("cross_attention", noise, snr, quick).out_dir))
     setting.m, setting.m_per_sample = summary["m"], summary["m_per_sample"]
     setting.flips = summary["flips"]

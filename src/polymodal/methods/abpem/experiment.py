@@ -77,7 +77,7 @@ def source_model(quick: bool = False) -> tuple[ExperimentConfig, nn.Module, dict
     from polymodal.train.recipe import load_trained, train_cached
 
     config = experiment(quick)
-    metrics = train_cached(config)
+    metrics = train_cached(config).metrics
     _, model, _ = load_trained(config.out_dir)
     return config, model, metrics
 
