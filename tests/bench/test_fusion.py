@@ -76,3 +76,12 @@ def test_criterion_is_inconclusive_for_a_difference_inside_the_noise():
     correct["late"][0][:3] = 1 - correct["late"][0][:3]  # a few items flip either way
     (part,) = fusion.criterion_parts(correct, val, resamples=500)
     assert part.low < 0 < part.high and part.verdict == "inconclusive"
+
+
+def test_av_mnist_runs_point_the_recipe_at_the_data_folder(tmp_path):
+    config = fusion.experiment("early", 1, False, fusion.AV_MNIST, tmp_path)
+    options = config.data.options
+    assert config.data.name == "av_mnist" and options["image_energy"] == 0.25
+    assert options["mnist_folder"] == str(tmp_path / "mnist-t10k")
+    assert options["fsdd_root"] == str(tmp_path / "fsdd" / "recordings")
+    assert "bench/fusion_av_mnist" in config.out_dir
