@@ -41,3 +41,9 @@ def test_criterion_is_inconclusive_when_the_kept_share_is_near_the_margin() -> N
     parts = criterion_parts(full, ours, [_answers(5, 50)] * 3, fastv=_answers(5, 50))
     assert parts[0].verdict == "inconclusive" and parts[0].low < 0.9 < parts[0].high
     assert decide(parts) == "inconclusive"
+
+
+def test_the_kept_share_of_an_unpruned_model_that_answers_nothing_is_inconclusive() -> None:
+    nothing = _answers(0)
+    parts = criterion_parts(nothing, _answers(1), [nothing] * 3, fastv=nothing)
+    assert parts[0].verdict == "inconclusive" and np.isnan(parts[0].estimate)

@@ -180,10 +180,11 @@ def _notes(
         scaled = per_run / quick_steps * full_steps * len(RULES) * len(SEEDS)
         notes += (
             f" Quick size: one-epoch models, the verdict is not meaningful. Cost estimate: a "
-            f"quick run took {per_run:.0f} s for {quick_steps} steps here; scaled by steps to "
-            f"the full size ({full_steps:,} steps per run, {len(RULES) * len(SEEDS)} runs) "
-            f"that is about {scaled / 3600:.1f} h, a lower bound: the full model is twice as "
-            "wide and also validates 2,000 questions per epoch."
+            f"quick run took {per_run:.0f} s here (wall time: data, vision pretraining, "
+            f"{quick_steps} VQA steps, validation, test); scaled by VQA steps to the full "
+            f"size ({full_steps:,} steps per run, {len(RULES) * len(SEEDS)} runs) that is "
+            f"about {scaled / 3600:.1f} h. Rough both ways: the quick run's fixed costs "
+            "inflate it, the full model's double width deflates it."
         )
     else:
         notes += " Quick size; models came from the cache, so no cost estimate was timed."

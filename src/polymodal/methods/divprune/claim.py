@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
-from polymodal.bench.verdict import Part, bootstrap, paired_difference
+from polymodal.bench.verdict import Interval, Part, bootstrap, paired_difference
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES, load_shapes_vqa
 from polymodal.hf.llava import (
@@ -113,11 +113,15 @@ def criterion_parts(
 
     def kept(indices: list[np.ndarray]) -> float:
         (i,) = indices
-        # a replicate whose questions the unpruned model all misses: nothing to keep
-        return float(ours[i].mean() / max(unpruned[i].mean(), 1e-12))
+        # a replicate without one question the unpruned model gets right counts as
+        # nothing kept (conservative; rare unless it is right on very few questions)
+        base = unpruned[i].mean()
+        return float(ours[i].mean() / base) if base > 0 else 0.0
 
+    nan = float("nan")  # the share kept of nothing is undefined: an inconclusive part
+    share = bootstrap(kept, [ours.size]) if unpruned.any() else Interval(nan, nan, nan)
     return [
-        Part.of("DivPrune / unpruned accuracy", bootstrap(kept, [ours.size]), MIN_KEPT),
+        Part.of("DivPrune / unpruned accuracy", share, MIN_KEPT),
         Part.of("DivPrune − random accuracy", paired_difference([ours], [pooled]), MIN_GAIN),
         Part.of("DivPrune − FastV-style accuracy", paired_difference([ours], [fastv]), MIN_GAIN),
     ]
