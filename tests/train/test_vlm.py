@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from polymodal.train.vlm import (
     load_vlm_config,
     model_mask,
     predict_answers,
+    steps_per_epoch,
     training_rows,
 )
 from polymodal.train.vqa_batches import (
@@ -40,9 +42,7 @@ def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
     assert config.data.name == "shapes_vqa" and config.model.text_hidden == 128
 
 
-def test_training_rows_are_conversations_unless_texts_or_mma_are_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_training_rows_follow_data_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
     from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 
@@ -50,16 +50,36 @@ def test_training_rows_are_conversations_unless_texts_or_mma_are_used(
     train = load_shapes_vqa("train", train=8, val=4, test=4)
     plain = training_rows(train, load_vlm_config())
     assert isinstance(plain, SceneConversations) and len(plain) == 2  # 4 questions per scene
-    texts = training_rows(train, load_vlm_config(None, ["text.mixture=sft"]))
+    questions = ["data.rows=questions"]
+    assert training_rows(train, load_vlm_config(None, questions)) is train
+    assert training_rows(train, load_vlm_config(None, [*questions, "attention=mma"])) is train
+    texts = training_rows(train, load_vlm_config(None, [*questions, "text.mixture=sft"]))
     assert isinstance(texts, TextAugmentedVQA) and len(texts) == 8
-    # MMA: the image sees its row's question, so each row holds one question
-    assert training_rows(train, load_vlm_config(None, ["attention=mma"])) is train
 
 
-def test_mma_attention_is_a_config_switch_and_rejects_other_rules() -> None:
-    assert load_vlm_config(CONFIG, ["attention=mma"]).attention == "mma"
-    with pytest.raises(ConfigError, match="attention must be one of"):
-        load_vlm_config(CONFIG, ["attention=bidirectional"])
+def test_conversations_are_refused_with_mma_or_texts() -> None:
+    with pytest.raises(ConfigError, match="attention=mma needs data.rows=questions"):
+        load_vlm_config(None, ["attention=mma"])
+    with pytest.raises(ConfigError, match="needs data.rows=questions"):
+        load_vlm_config(None, ["text.mixture=sft"])
+    with pytest.raises(ConfigError, match="data.rows must be one of"):
+        load_vlm_config(None, ["data.rows=images"])
+    # a config built in code is checked when it trains
+    mma = dataclasses.replace(load_vlm_config(), attention="mma")
+    with pytest.raises(ConfigError, match="attention=mma needs"):
+        fit_vlm(mma)
+
+
+def test_steps_per_epoch_counts_rows_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polymodal.data.synth.shapes_vqa import load_shapes_vqa
+
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
+    train = load_shapes_vqa("train", train=40, val=4, test=4)  # 10 scenes of 4 questions
+    batch = ["data.batch_size=16"]
+    assert steps_per_epoch(train, load_vlm_config(None, batch)) == 1  # 10 conversations
+    assert steps_per_epoch(train, load_vlm_config(None, [*batch, "data.rows=questions"])) == 3
 
 
 def test_mma_prediction_lets_the_image_see_the_question(sample: Any) -> None:
@@ -114,6 +134,10 @@ def test_training_caches_a_model_whose_hf_path_matches_its_forward(
     config = load_vlm_config(CONFIG, overrides)
     trained = cached_vlm(config)
     assert set(trained.metrics) >= {"test_acc", "test_acc_color", "test_acc_count"}
+    items = trained.test_items
+    assert items is not None and items.correct.shape == items.question_type.shape == (32,)
+    assert items.correct.dtype == torch.bool
+    torch.testing.assert_close(items.correct.float().mean().item(), trained.metrics["test_acc"])
     history = json.loads((trained.run_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == [0]  # one validation per epoch
     assert set(history[0]) >= {"val_acc", "color", "count"}
@@ -121,11 +145,14 @@ def test_training_caches_a_model_whose_hf_path_matches_its_forward(
     assert reloaded.run_dir == trained.run_dir
     for name, value in trained.model.state_dict().items():
         torch.testing.assert_close(reloaded.model.state_dict()[name], value)
+    assert reloaded.test_items is not None
+    torch.testing.assert_close(reloaded.test_items, items)
 
     vlm = load_vlm(trained.run_dir)
     from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 
     test = load_shapes_vqa("test", **config.data.options)
+    torch.testing.assert_close(items.question_type, test.tensors["question_type"])  # test order
     batch = VQACollator(vlm.fmt)([test[i] for i in range(8)])
     ours = predict_answers(vlm.model, batch)
     prompt_ids, prompt_mask = batch.prompt()

@@ -6,10 +6,11 @@ stages, as LLaVA is built on a pretrained CLIP tower:
 
 0. **vision pretraining** (:mod:`polymodal.train.vision_pretrain`): the CLIP-style
    tower learns to name the object under every patch, from the training scenes;
-1. **VQA**: projector and language model learn to answer, the tower frozen. A
-   training row asks every question about one image in turn (a conversation),
-   the loss on the answers only; evaluation asks one question per row and takes
-   the greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
+1. **VQA**: projector and language model learn to answer, the tower frozen, the
+   loss on the answers only. ``data.rows`` says what a training row holds:
+   ``conversations`` (the default) asks every question about one image in turn,
+   ``questions`` asks one; evaluation asks one question per row and takes the
+   greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
 
 ``attention: mma`` trains and evaluates with modality-mutual attention (AKI; masks
 from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions and
@@ -17,7 +18,9 @@ from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions 
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
 ``model.safetensors`` (the weights after the last epoch), ``metrics.json`` (test
-accuracy, overall and per question type), ``history.json`` (validation accuracy
+accuracy, overall and per question type), ``test_items.safetensors`` (each test
+question's correctness and type, in test order: what paired comparisons of two
+runs bootstrap over), ``history.json`` (validation accuracy
 after each epoch, likewise) and Lightning's ``checkpoints/``
 (safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
 keeps one run per config under the polymodal cache, so a bench trains it once.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,7 @@ from typing import Any, NamedTuple
 import lightning as L
 import torch
 import yaml
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -107,6 +112,23 @@ class TextTrainingConfig:
     position: str = "before"
 
 
+ROW_KINDS = ("conversations", "questions")
+TEST_ITEMS = "test_items.safetensors"
+
+
+@dataclass
+class VQADataConfig(DataConfig):
+    """:class:`~polymodal.train.config.DataConfig` plus what a training row holds.
+
+    Args:
+        rows: ``"conversations"`` (every question about one image, one row per
+            image) or ``"questions"`` (one question per row). Modality-mutual
+            attention and text mixtures need ``"questions"`` (see :func:`training_rows`).
+    """
+
+    rows: str = "conversations"
+
+
 @dataclass
 class VLMConfig:
     """One VLM training run: ``data:``, ``model:``, ``optim:`` and ``trainer:`` sections."""
@@ -126,8 +148,8 @@ class VLMConfig:
     init_from: str | None = None
     """A finished VLM run folder whose weights start this run (fine-tuning); the
     vision pretraining stage is skipped then."""
-    data: DataConfig = field(
-        default_factory=lambda: DataConfig(
+    data: VQADataConfig = field(
+        default_factory=lambda: VQADataConfig(
             name="shapes_vqa",
             options={
                 "train": 64000,
@@ -180,11 +202,39 @@ def load_vlm_config(
     merged = _merge(VLMConfig().to_dict(), apply_overrides(values, overrides))
     config = from_dict(VLMConfig, merged)
     check_values(config, check_device)
-    if config.attention not in ATTENTION_KINDS:
-        raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
     if config.data.name != "shapes_vqa":
         raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
+    check_rows(config)
     return config
+
+
+def check_rows(config: VLMConfig) -> None:
+    """Refuse training rows the attention rule or the texts cannot use.
+
+    Under MMA an image token may see its row's question but nothing after the
+    first answer (a later question has attended to that answer), so a conversation
+    shows the image only its first question while evaluation shows it each one. A
+    text mixture has text-only items, with no image to share between questions.
+
+    Raises:
+        ConfigError: an unknown attention rule or row kind, or conversations
+            with MMA or with texts.
+    """
+    if config.attention not in ATTENTION_KINDS:
+        raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
+    rows = config.data.rows
+    if rows not in ROW_KINDS:
+        raise ConfigError(f"data.rows must be one of {ROW_KINDS}, got {rows!r}")
+    if rows == "conversations" and config.attention == "mma":
+        raise ConfigError(
+            "attention=mma needs data.rows=questions: in a conversation the image would "
+            "see only the first question"
+        )
+    if rows == "conversations" and config.text.mixture is not None:
+        raise ConfigError(
+            f"text.mixture={config.text.mixture!r} needs data.rows=questions "
+            "(text-only items have no image to share)"
+        )
 
 
 def _check_grid(config: VLMConfig) -> None:
@@ -268,6 +318,27 @@ def accuracy_by_type(correct: Tensor, question_type: Tensor) -> VQAAccuracy:
     return VQAAccuracy(float(correct.float().mean()), per_type)
 
 
+class VQAItems(NamedTuple):
+    """Per-question test results, in test order.
+
+    Attributes:
+        correct: (N,) bool, the greedy answer equals the true one.
+        question_type: (N,) int64 index into
+            :data:`~polymodal.data.synth.shapes_vqa.QUESTION_TYPES`.
+    """
+
+    correct: Tensor
+    question_type: Tensor
+
+    def save(self, path: Path) -> None:
+        save_file({"correct": self.correct, "question_type": self.question_type}, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> VQAItems:
+        tensors = load_file(str(path))
+        return cls(tensors["correct"], tensors["question_type"])
+
+
 class VQAModule(L.LightningModule):
     """Answer-token cross-entropy training of a ``LlavaForConditionalGeneration``.
 
@@ -293,6 +364,9 @@ class VQAModule(L.LightningModule):
         self._outcomes: list[tuple[Tensor, Tensor]] = []
         self.history: list[dict[str, float]] = []
         """Validation accuracy after each epoch, overall and per question type."""
+        self.test_items: VQAItems | None = None
+        """Per-question results of the last test pass (one process: Lightning's
+        distributed sampler would interleave the processes' questions)."""
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
@@ -316,11 +390,16 @@ class VQAModule(L.LightningModule):
         correct = predict_answers(self.model, batch, self.attention) == batch.answer_ids
         self._outcomes.append((correct.cpu(), batch.question_type.cpu()))
 
-    def _accuracy(self) -> VQAAccuracy:
-        correct = torch.cat([c for c, _ in self._outcomes])
-        kinds = torch.cat([k for _, k in self._outcomes])
+    def _items(self) -> VQAItems:
+        """The scored questions since the last call, in loader order."""
+        items = VQAItems(
+            torch.cat([c for c, _ in self._outcomes]), torch.cat([k for _, k in self._outcomes])
+        )
         self._outcomes.clear()
-        return accuracy_by_type(correct, kinds)
+        return items
+
+    def _accuracy(self) -> VQAAccuracy:
+        return accuracy_by_type(*self._items())
 
     def validation_step(self, batch: VQABatch, batch_idx: int) -> None:
         self._score(batch)
@@ -337,7 +416,8 @@ class VQAModule(L.LightningModule):
         self._score(batch)
 
     def on_test_epoch_end(self) -> None:
-        accuracy = self._accuracy()
+        self.test_items = self._items()
+        accuracy = accuracy_by_type(*self.test_items)
         self.log("test_acc", accuracy.overall)
         for name, value in accuracy.per_type.items():
             self.log(f"test_acc_{name}", value)
@@ -366,6 +446,8 @@ class TrainedVLM(NamedTuple):
     config: VLMConfig
     metrics: dict[str, float]
     run_dir: Path
+    test_items: VQAItems | None = None
+    """Per-question test results (None for a run folder written before they were kept)."""
 
 
 def _datasets(config: VLMConfig) -> dict[str, ShapesVQA]:
@@ -386,22 +468,27 @@ def _loader(
 
 
 def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
-    """What a training batch holds: one conversation per image under causal attention,
-    else one question per row. With texts, a text-only item has no image to share;
-    under MMA the image may see its row's question but nothing after the first
-    answer (a later question has attended to that answer), so a conversation would
-    show the image only its first question while evaluation shows it each one."""
+    """What a training batch holds (``data.rows``): one conversation per image, or one
+    question per row, with its text under a text mixture (:func:`check_rows` says
+    which combinations are refused, and why)."""
+    check_rows(config)
     text = config.text
     if text.mixture is None:
-        return conversations(train) if config.attention == "causal" else train
+        return conversations(train) if config.data.rows == "conversations" else train
     from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
 
     return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
 
 
 def conversations(split: ShapesVQA) -> SceneConversations:
-    """A Shapes-VQA split as one conversation per image (what training batches hold)."""
+    """A Shapes-VQA split as one conversation per image (``data.rows: conversations``)."""
     return SceneConversations(split, split.tensors["scene"])
+
+
+def steps_per_epoch(train: ShapesVQA, config: VLMConfig) -> int:
+    """Optimizer steps in one epoch of ``config`` on ``train``: its training rows in
+    batches of ``data.batch_size`` (the last batch may be short), on one device."""
+    return math.ceil(len(training_rows(train, config)) / config.data.batch_size)  # type: ignore[arg-type]
 
 
 def fit_vlm(config: VLMConfig) -> TrainedVLM:
@@ -414,6 +501,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
 
     _quiet_lightning()
     _check_grid(config)
+    check_rows(config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -465,13 +553,16 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
         module, dataloaders=_loader(data["test"], collator, config, shuffle=False), verbose=False
     )
     metrics = {k: float(v) for k, v in tested[0].items()}
+    items = module.test_items
+    assert items is not None  # set by the test pass just run
     (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     (out_dir / "llava_config.json").write_text(json.dumps(spec.to_dict(), indent=2))
     tokenizer.save(str(out_dir / "tokenizer.json"))
     save_weights(model.state_dict(), out_dir / "model.safetensors")
+    items.save(out_dir / TEST_ITEMS)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
-    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir)
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir, items)
 
 
 def load_vlm(run_dir: str | Path) -> TrainedVLM:
@@ -488,7 +579,9 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
     tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, run_dir)
+    path = run_dir / TEST_ITEMS
+    items = VQAItems.load(path) if path.is_file() else None
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, run_dir, items)
 
 
 def cached_vlm(config: VLMConfig) -> TrainedVLM:

@@ -102,3 +102,13 @@ def test_accuracy_by_question_type() -> None:
 def test_tpr_of_a_variant_not_run_is_nan() -> None:
     assert math.isnan(result().tpr("matching"))
     assert result().tpr("corrupted") == pytest.approx(4 / 6)
+
+
+def test_per_item_hits_and_follow_flags_sum_to_the_table() -> None:
+    probe = result()
+    hits = probe.hits("image_corrupted")
+    assert hits == [False, False, True, True, False, False, True, True, True]
+    text, image = probe.follows("corrupted")
+    assert text == [True, True, False, False, False, True, True, False, False]
+    assert image == [False, False, True, False, False, False, False, False, True]
+    assert (sum(text), sum(image)) == probe.counts("corrupted")[:2]

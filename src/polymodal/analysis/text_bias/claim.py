@@ -12,11 +12,25 @@ and SFT with text augmentation cures it without costing clean accuracy.
 Both are probed on the test questions (texts drawn with another seed than
 training's) under image only, text only and image + text, with the text before
 and after the question (:func:`polymodal.analysis.text_bias.probe.run_probe`).
+
+**Verdict** (:func:`criterion_parts`, text before the question, corrupted text):
+four parts, each a 95 % interval from a bootstrap over the probed questions (the
+same resampled questions for every quantity a part compares):
+
+- trusting TPR > 0.5;
+- trusting image-only − image+corrupted accuracy > 0.20 (paired);
+- trusting TPR − SFT TPR > 0.30;
+- SFT − trusting image-only accuracy > −0.02 (paired): SFT costs at most 2 points.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from polymodal.analysis.text_bias.metrics import ROW_COLUMNS, TextBiasResult
 from polymodal.analysis.text_bias.plots import condition_bars
@@ -24,6 +38,7 @@ from polymodal.analysis.text_bias.probe import SmallVLMAdapter, probe_items, run
 from polymodal.bench.claims import ClaimCheck, Context, Outcome, Table
 from polymodal.bench.registry import register
 from polymodal.bench.report import table
+from polymodal.bench.verdict import Interval, Part, bootstrap, paired_difference
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_text import ShapesTexts
 from polymodal.data.synth.shapes_vqa import load_shapes_vqa
@@ -35,7 +50,81 @@ PROBE_SEED = 7  # texts of the test questions; training texts use seeds 0 and 1
 MIN_TPR = 0.5  # trusting model, corrupted text
 MIN_DROP = 0.20  # trusting model: image-only minus image + corrupted accuracy
 MIN_TPR_CUT = 0.30  # trusting TPR minus SFT TPR
-MAX_CLEAN_CHANGE = 0.02  # |image-only accuracy after SFT − before|
+MIN_CLEAN_CHANGE = -0.02  # image-only accuracy after SFT − before
+
+
+class ProbeItems(NamedTuple):
+    """One model's per-question probe results (text before the question, corrupted text).
+
+    Attributes:
+        image_only: (N,) 1.0 where the image-only answer is right.
+        image_corrupted: (N,) 1.0 where the image + corrupted text answer is right.
+        follows_text: (N,) 1.0 where that answer follows the text alone.
+        follows_image: (N,) 1.0 where it follows the image alone.
+    """
+
+    image_only: ArrayLike
+    image_corrupted: ArrayLike
+    follows_text: ArrayLike
+    follows_image: ArrayLike
+
+    @classmethod
+    def of(cls, result: TextBiasResult) -> ProbeItems:
+        text, image = result.follows("corrupted")
+        return cls(
+            *(
+                np.asarray(v, dtype=np.float64)
+                for v in (result.hits("image_only"), result.hits("image_corrupted"), text, image)
+            )
+        )
+
+
+def _tpr(items: ProbeItems, index: np.ndarray) -> float:
+    text = float(np.asarray(items.follows_text)[index].sum())
+    image = float(np.asarray(items.follows_image)[index].sum())
+    # a replicate without one decided item has no preference; rare unless few are decided
+    return text / (text + image) if text + image else 0.5
+
+
+def _tpr_interval(models: Sequence[ProbeItems], weights: Sequence[float]) -> Interval:
+    """Interval of ``sum(weight_i * TPR_i)``, every model's TPR on the same resampled
+    questions (a TPR is a ratio of counts, not a per-item mean)."""
+    decided = [np.sum(m.follows_text) + np.sum(m.follows_image) for m in models]
+    if not all(decided):
+        nan = float("nan")  # no item follows either side alone: TPR is undefined
+        return Interval(nan, nan, nan)
+    return bootstrap(
+        lambda idx: sum(w * _tpr(m, idx[0]) for w, m in zip(weights, models, strict=True)),
+        [np.asarray(models[0].follows_text).size],
+    )
+
+
+def criterion_parts(trusting: ProbeItems, sft: ProbeItems) -> list[Part]:
+    """The verdict's four parts from both models' per-question results on the same items.
+
+    Args:
+        trusting: the trusting model's :class:`ProbeItems` ((N,) arrays).
+        sft: the SFT model's, on the same N questions and texts.
+
+    Returns:
+        Parts: trusting TPR (needs > 0.5), trusting accuracy drop under corrupted
+        text (> 0.20), TPR trusting − SFT (> 0.30), image-only accuracy SFT −
+        trusting (> −0.02).
+    """
+    return [
+        Part.of("trusting TPR", _tpr_interval([trusting], [1.0]), MIN_TPR),
+        Part.of(
+            "trusting image-only − image+corrupted accuracy",
+            paired_difference([trusting.image_only], [trusting.image_corrupted]),
+            MIN_DROP,
+        ),
+        Part.of("TPR trusting − SFT", _tpr_interval([trusting, sft], [1.0, -1.0]), MIN_TPR_CUT),
+        Part.of(
+            "image-only accuracy SFT − trusting",
+            paired_difference([sft.image_only], [trusting.image_only]),
+            MIN_CLEAN_CHANGE,
+        ),
+    ]
 
 
 def fine_tune(base: VLMConfig, start: TrainedVLM, mixture: str, seed: int) -> VLMConfig:
@@ -44,6 +133,7 @@ def fine_tune(base: VLMConfig, start: TrainedVLM, mixture: str, seed: int) -> VL
     return dataclasses.replace(
         base,
         name=f"{base.name}-{mixture}",
+        data=dataclasses.replace(base.data, rows="questions"),  # texts come one per question
         init_from=str(start.run_dir),
         text=TextTrainingConfig(mixture=mixture, seed=seed),
         optim=OptimConfig(lr=base.optim.lr / 5, weight_decay=base.optim.weight_decay),
@@ -79,34 +169,12 @@ def run(context: Context) -> Outcome:
     before, after = results["trusting, text before"], results["SFT, text before"]
     tpr_before, tpr_after = before.tpr("corrupted"), after.tpr("corrupted")
     clean_before, clean_after = before.accuracy("image_only"), after.accuracy("image_only")
-    drop = clean_before - before.accuracy("image_corrupted")
-    parts = {
-        "trusting TPR > 0.5": tpr_before > MIN_TPR,
-        "trusting accuracy drop >= 0.20": drop >= MIN_DROP,
-        "SFT cuts TPR by >= 0.30": tpr_before - tpr_after >= MIN_TPR_CUT,
-        "clean accuracy within 0.02": abs(clean_after - clean_before) <= MAX_CLEAN_CHANGE,
-    }
+    parts = criterion_parts(ProbeItems.of(before), ProbeItems.of(after))
     tables: list[Table] = [
         table(
-            "Probe per model, text position and condition", ["model", *ROW_COLUMNS], _rows(results)
-        ),
-        table(
-            "Criterion parts (text before the question, corrupted text)",
-            ["part", "value", "met"],
-            [
-                ["trusting TPR", f"{tpr_before:.3f}", parts["trusting TPR > 0.5"]],
-                ["trusting drop", f"{drop:.3f}", parts["trusting accuracy drop >= 0.20"]],
-                [
-                    "TPR trusting − SFT",
-                    f"{tpr_before - tpr_after:.3f}",
-                    parts["SFT cuts TPR by >= 0.30"],
-                ],
-                [
-                    "image-only accuracy, SFT − trusting",
-                    f"{clean_after - clean_before:+.3f}",
-                    parts["clean accuracy within 0.02"],
-                ],
-            ],
+            "Probe per model, text position and condition (one trained model each, seed 0)",
+            ["model", *ROW_COLUMNS],
+            _rows(results),
         ),
     ]
     plot = condition_bars(results, context.out_dir / "text_bias.png", "Text-bias probe")
@@ -123,11 +191,14 @@ def run(context: Context) -> Outcome:
             "SFT image-only acc": clean_after,
             "SFT image+corrupted acc": after.accuracy("image_corrupted"),
         },
-        holds=all(parts.values()),
+        parts=parts,
         seeds=[0],
         tables=tables,
         plots=[plot],
-        notes="Text position: " + "; ".join(f"{k}: {v}" for k, v in effect.items()) + ".",
+        notes=(
+            f"{len(items):,} probed test questions; the verdict reads the text-before rows. "
+            "Text position: " + "; ".join(f"{k}: {v}" for k, v in effect.items()) + "."
+        ),
     )
 
 
@@ -142,8 +213,10 @@ register(
         ),
         metric="TPR under corrupted text (text before the question), after SFT",
         criterion=(
-            "trusting model: TPR > 0.5 and image-only minus image+corrupted accuracy >= 0.20; "
-            "after SFT: TPR falls by >= 0.30 and image-only accuracy changes by <= 0.02"
+            "text before the question, corrupted text; each 95 % interval (bootstrap over the "
+            "probed questions, paired where two quantities are compared) clears its margin: "
+            "trusting TPR > 0.5; trusting image-only − image+corrupted accuracy > 0.20; "
+            "TPR trusting − SFT > 0.30; image-only accuracy SFT − trusting > −0.02"
         ),
         run=run,
         default=False,

@@ -133,6 +133,31 @@ class TextBiasResult:
         """Accuracy of the answers under ``condition``."""
         return accuracy(self.answers[condition], self.truth)
 
+    def hits(self, condition: str) -> list[bool]:
+        """Per item: the answer under ``condition`` equals the truth (after normalisation)."""
+        return [
+            normalize_answer(a) == normalize_answer(t)
+            for a, t in zip(self.answers[condition], self.truth, strict=True)
+        ]
+
+    def follows(self, variant: str) -> tuple[list[bool], list[bool]]:
+        """Per item: whether the image+``variant`` answer follows the text, and the image.
+
+        Returns:
+            Two lists of N flags (text, image); an item has at most one of them set,
+            and :meth:`counts` is their sums.
+        """
+        alone = self.answers[IMAGE_ONLY.name]
+        read = self.answers[Condition(False, variant).name]
+        both = self.answers[Condition(True, variant).name]
+        text, image = [], []
+        for a, r, b in zip(alone, read, both, strict=True):
+            as_text = normalize_answer(b) == normalize_answer(r)
+            as_image = normalize_answer(b) == normalize_answer(a)
+            text.append(as_text and not as_image)
+            image.append(as_image and not as_text)
+        return text, image
+
     def accuracy_by_type(self, condition: str) -> dict[str, float]:
         """Accuracy under ``condition`` per question type."""
         answers = self.answers[condition]
