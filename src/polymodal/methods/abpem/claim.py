@@ -95,7 +95,7 @@ def _modality_average(
     owner = [m for m in MODALITIES for _ in range(len(ours[m]))]
 
     def statistic(indices: list[np.ndarray]) -> float:
-        means = {m: [] for m in MODALITIES}  # type: dict[str, list[float]]
+        means: dict[str, list[float]] = {m: [] for m in MODALITIES}
         for d, m, idx in zip(diffs, owner, indices, strict=True):
             means[m].append(float(d[idx].mean()))
         return float(np.mean([np.mean(means[m]) for m in MODALITIES]))
@@ -111,6 +111,29 @@ def _spearman(curve: np.ndarray) -> float:
     if np.ptp(ranks) == 0:
         return 0.0
     return float(np.corrcoef(np.arange(len(curve)), ranks)[0, 1])
+
+
+def _gap_parts(modality: str, values: np.ndarray, resamples: int) -> list[Part]:
+    """Spearman ρ and gap(5) − gap(0) of the mean gap curve of ``values`` (S, C, 6, N),
+    resampling the N samples of each seed (the same indices at every severity)."""
+
+    def curve(indices: list[np.ndarray]) -> np.ndarray:
+        """(6,) mean gap over seeds, corruptions and the resampled samples."""
+        per_seed = [values[s][..., idx].mean(axis=(0, 2)) for s, idx in enumerate(indices)]
+        return np.asarray(np.mean(per_seed, axis=0))
+
+    def rise(indices: list[np.ndarray]) -> float:
+        c = curve(indices)
+        return float(c[-1] - c[0])
+
+    sizes = [values.shape[-1]] * values.shape[0]
+    rho = bootstrap(lambda idx: _spearman(curve(idx)), sizes, resamples)
+    return [
+        Part.of(f"{modality}-corrupted gap: Spearman ρ(severity, gap)", rho, RHO_MIN),
+        Part.of(
+            f"{modality}-corrupted gap: gap at 5 − gap at 0", bootstrap(rise, sizes, resamples), 0.0
+        ),
+    ]
 
 
 def criterion_parts(
@@ -133,25 +156,13 @@ def criterion_parts(
         ρ(severity, mean gap) > :data:`RHO_MIN` and gap(5) − gap(0) > 0 (resampling the
         gap sweep's samples, the same indices at every severity and corruption).
     """
-    parts = []
+    parts: list[Part] = []
     for ours, base in COMPARED:
         diffs, statistic = _modality_average(hits[ours], hits[base])
         interval = bootstrap(statistic, [len(d) for d in diffs], resamples)
         parts.append(Part.of(f"{NAMES[ours]} − {NAMES[base]} accuracy", interval, 0.0))
     for modality, per_sample in gaps.items():
-        values = np.asarray(per_sample, dtype=np.float64)  # (S, C, 6, N)
-
-        def curve(indices: list[np.ndarray], values: np.ndarray = values) -> np.ndarray:
-            """(6,) mean gap over seeds, corruptions and the resampled samples."""
-            return np.mean(
-                [values[s][..., idx].mean(axis=(0, 2)) for s, idx in enumerate(indices)], axis=0
-            )
-
-        sizes = [values.shape[-1]] * values.shape[0]
-        rho = bootstrap(lambda idx, c=curve: _spearman(c(idx)), sizes, resamples)  # type: ignore[misc]
-        rise = bootstrap(lambda idx, c=curve: float(c(idx)[-1] - c(idx)[0]), sizes, resamples)  # type: ignore[misc]
-        parts.append(Part.of(f"{modality}-corrupted gap: Spearman ρ(severity, gap)", rho, RHO_MIN))
-        parts.append(Part.of(f"{modality}-corrupted gap: gap at 5 − gap at 0", rise, 0.0))
+        parts += _gap_parts(modality, np.asarray(per_sample, dtype=np.float64), resamples)
     return parts
 
 
