@@ -1,7 +1,7 @@
 """Train the small VLM under several recipe variants side by side and tabulate them.
 
 Each variant is a list of dotted overrides of ``configs/shapes_vlm.yaml``; every
-run is ``python -m polymodal.train.vlm`` in its own process, ``--parallel`` at a
+run is ``polymodal fit`` (``python -m polymodal.cli fit``) in its own process, ``--parallel`` at a
 time, and the table shows validation accuracy after each epoch (``history.json``)
 and test accuracy per question type (``metrics.json``). On a GPU several small
 runs share the card well (eight at once on an H100 took about as long as one).
@@ -37,7 +37,7 @@ def launch(name: str, overrides: list[str], out: Path, accelerator: str) -> subp
     """Start one training run; its log goes to ``out/name.log``."""
     command = [
         sys.executable,
-        *("-m", "polymodal.train.vlm", str(CONFIG)),
+        *("-m", "polymodal.cli", "fit", str(CONFIG)),
         f"out_dir={out / name}",
         f"trainer.accelerator={accelerator}",
         "trainer.progress_bar=false",

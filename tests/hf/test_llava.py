@@ -1,38 +1,32 @@
-"""The Hugging Face LLaVA path: pruning, generation and the FLOP model on a tiny random model."""
+"""The small LLaVA and the helpers LLaVA methods share, on a tiny random model."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.hf.llava import (
     SmallLlavaConfig,
     build_small_llava,
-    fastv_scores,
     image_features,
-    layer_flops,
-    next_token_logits,
-    prefill_flops,
-    prune_and_generate,
-    prune_inputs,
+    image_token_mask,
+    positions_from_mask,
 )
 
-IMAGE, PAD, BOS = 4, 0, 2
+IMAGE = 4
 TINY = SmallLlavaConfig(
     vocab_size=40,
     image_token_id=IMAGE,
-    image_size=32,
+    image_size=16,
     patch_size=8,
-    vision_hidden=32,
+    vision_hidden=16,
     vision_layers=1,
     text_hidden=32,
-    text_layers=3,
+    text_layers=1,
 )
-M = TINY.num_visual_tokens  # 16
 
 
 @pytest.fixture(scope="module")
@@ -40,117 +34,37 @@ def model() -> Any:
     return build_small_llava(TINY, seed=0).eval()
 
 
-@pytest.fixture(scope="module")
-def prompts() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Three left-padded prompts (<bos>, 16 <image>, 4-6 words) and their images."""
-    generator = torch.Generator().manual_seed(0)
-    rows = []
-    for words in (4, 6, 5):
-        text = torch.randint(5, 40, (words,), generator=generator).tolist()
-        rows.append([BOS] + [IMAGE] * M + text)
-    length = max(map(len, rows))
-    input_ids = torch.full((3, length), PAD)
-    attention_mask = torch.zeros(3, length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, length - len(row) :] = torch.tensor(row)
-        attention_mask[i, length - len(row) :] = 1
-    pixel_values = torch.rand(3, 3, 32, 32, generator=generator)
-    return input_ids, attention_mask, pixel_values
+def test_the_config_gives_one_visual_token_per_patch() -> None:
+    assert TINY.num_visual_tokens == 4  # (16 / 8)²
+    hf = TINY.to_hf()
+    assert hf.image_token_index == IMAGE and hf.image_seq_length == 4
 
 
-def test_ratio_one_generates_exactly_what_the_unpruned_model_does(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
+def test_an_image_size_that_is_no_multiple_of_the_patch_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="multiple of patch_size"):
+        SmallLlavaConfig(vocab_size=40, image_token_id=IMAGE, image_size=20, patch_size=8).to_hf()
+
+
+def test_the_same_seed_builds_the_same_weights() -> None:
+    first, second = build_small_llava(TINY, seed=3), build_small_llava(TINY, seed=3)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_image_features_are_one_token_per_patch_in_the_text_width(model: Any) -> None:
     with torch.no_grad():
-        full = model.generate(
-            input_ids=input_ids,
-            pixel_values=pixel_values,
-            attention_mask=attention_mask,
-            max_new_tokens=6,
-            do_sample=False,
-        )
-    pruned = prune_and_generate(
-        model, input_ids, pixel_values, attention_mask, keep_ratio=1.0, max_new_tokens=6
-    )
-    assert pruned.kept.tolist() == [list(range(M))] * 3
-    torch.testing.assert_close(pruned.sequences, full[:, input_ids.shape[1] :])
+        features = image_features(model, torch.rand(2, 3, 16, 16))
+    assert features.shape == (2, 4, TINY.text_hidden)
 
 
-def test_pruned_logits_match_the_model_forward_at_ratio_one(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        direct = model(
-            input_ids=input_ids,
-            pixel_values=pixel_values,
-            attention_mask=attention_mask,
-            position_ids=positions,
-        ).logits[:, -1]
-    features = image_features(model, pixel_values)
-    everything = torch.arange(M).expand(3, M)
-    pruned = prune_inputs(model, input_ids, attention_mask, features, everything)
-    torch.testing.assert_close(next_token_logits(model, pruned), direct, atol=1e-5, rtol=1e-5)
+def test_image_token_mask_marks_the_placeholders_and_checks_their_count(model: Any) -> None:
+    input_ids = torch.tensor([[2, IMAGE, IMAGE, IMAGE, IMAGE, 7], [IMAGE] * 4 + [7, 8]])
+    mask = image_token_mask(model, input_ids, 4)
+    assert mask.tolist() == [[False, True, True, True, True, False], [True] * 4 + [False] * 2]
+    with pytest.raises(DataError, match=r"exactly 3 <image> placeholders .* found \[4, 4\]"):
+        image_token_mask(model, input_ids, 3)
 
 
-def test_prune_inputs_keeps_text_and_the_chosen_tokens_in_order(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
-    features = image_features(model, pixel_values)
-    assert features.shape == (3, M, TINY.text_hidden)
-    kept = torch.tensor([[1, 5, 9], [0, 2, 15], [3, 4, 7]])
-    pruned = prune_inputs(model, input_ids, attention_mask, features, kept)
-    length = input_ids.shape[1] - M + 3
-    assert pruned.inputs_embeds.shape == (3, length, TINY.text_hidden)
-    torch.testing.assert_close(pruned.attention_mask.sum(-1), attention_mask.sum(-1) - M + 3)
-    # Row 1 is unpadded: <bos>, then the three kept tokens, then its six words.
-    torch.testing.assert_close(pruned.inputs_embeds[1, 1:4], features[1, [0, 2, 15]])
-    words = model.get_input_embeddings()(input_ids[1, -6:])
-    torch.testing.assert_close(pruned.inputs_embeds[1, 4:], words)
-    # Positions restart at 0 on the first real token and run on contiguously.
-    first = int(pruned.attention_mask[0].argmax())
-    assert pruned.position_ids[0, first:].tolist() == list(range(length - first))
-
-
-def test_every_selector_runs_through_generate(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
-    for method in ("divprune", "random", "fastv", "uniform"):
-        out = prune_and_generate(
-            model,
-            input_ids,
-            pixel_values,
-            attention_mask,
-            keep_ratio=0.25,
-            method=method,
-            generator=torch.Generator().manual_seed(0),
-            max_new_tokens=2,
-        )
-        assert out.kept.shape == (3, 4) and out.sequences.shape == (3, 2), method
-        assert all(row == sorted(set(row)) for row in out.kept.tolist()), method
-
-
-def test_fastv_scores_are_last_token_attention_to_visual_tokens(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
-    features = image_features(model, pixel_values)
-    before = model.config.text_config._attn_implementation
-    scores = fastv_scores(model, input_ids, attention_mask, features, layer=2)
-    assert scores.shape == (3, M)
-    assert bool((scores >= 0).all()) and bool((scores.sum(-1) < 1).all())
-    # Scores come from eager attention; the model's own implementation is restored.
-    assert model.config.text_config._attn_implementation == before
-
-
-def test_prompts_without_one_placeholder_per_token_are_rejected(model: Any, prompts: Any) -> None:
-    input_ids, attention_mask, pixel_values = prompts
-    features = image_features(model, pixel_values)
-    broken = input_ids.clone()
-    broken[0, -1] = IMAGE
-    with pytest.raises(DataError, match="exactly 16 <image> placeholders"):
-        prune_inputs(model, broken, attention_mask, features, torch.zeros(3, 2, dtype=torch.long))
-
-
-def test_flop_model_follows_the_formula() -> None:
-    # One layer, n = 10 tokens, d = 4, m = 8: 4·10·16 + 2·100·4 + 2·10·4·8 = 640 + 800 + 640.
-    assert layer_flops(10, 4, 8) == 2080.0
-    config = SimpleNamespace(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32)
-    flops = prefill_flops(config, text_tokens=40, visual_tokens=576, kept=56)
-    assert flops.full == 32 * layer_flops(616, 4096, 11008)
-    assert flops.pruned == 32 * layer_flops(96, 4096, 11008)
-    assert 0.84 < flops.reduction < 0.85
+def test_positions_count_real_tokens_from_zero_left_padding_included() -> None:
+    attention_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]])
+    assert positions_from_mask(attention_mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]

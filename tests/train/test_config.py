@@ -50,3 +50,23 @@ def test_shipped_config_parses():
 
     config = load_config(Path(__file__).resolve().parents[2] / "configs" / "fusion_av_digits.yaml")
     assert config.data.name == "av_digits"
+
+
+def test_bare_name_loads_the_packaged_yaml(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from polymodal.train.config import PACKAGED
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here: the name must resolve in the package
+    checkout = Path(__file__).resolve().parents[2] / "configs" / "subtype_fusion.yaml"
+    assert load_config("subtype_fusion") == load_config(checkout)
+    assert load_config("subtype_fusion.yaml", ["seed=3"]).seed == 3
+    assert (PACKAGED / "fusion_av_digits.yaml").is_file()
+
+
+def test_unknown_bare_name_lists_the_packaged_configs(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="available: .*fusion_av_digits.*subtype_fusion"):
+        load_config("fusion_av_digit")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "runs" / "fusion_av_digits.yaml")  # a path is never a name

@@ -1,4 +1,4 @@
-"""k-fold cross-validation: folds, metrics, and an end-to-end run on a tiny cohort."""
+"""k-fold cross-validation: folds, metrics, predictions (the command: tests/cli/test_cv.py)."""
 
 import json
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import polymodal.data.synth.histo_omics  # noqa: F401  (registers histo_omics)
-from polymodal.cli import main
 from polymodal.errors import ConfigError
 from polymodal.train.config import load_config
 from polymodal.train.kfold import (
@@ -17,9 +16,9 @@ from polymodal.train.kfold import (
     cross_validate,
     patient_folds,
     pool_dataset,
-    predict,
 )
-from polymodal.train.recipe import load_trained, resolve_builder
+from polymodal.train.predictions import Predictions
+from polymodal.train.recipe import resolve_builder
 
 CONFIG = "configs/subtype_fusion.yaml"
 TINY = [
@@ -77,33 +76,20 @@ def test_builder_paths_are_checked():
 
 
 @pytest.mark.slow
-def test_cv_command_holds_out_every_patient_once_and_resumes(tmp_path, monkeypatch, capsys):
+def test_cv_keeps_pooled_out_of_fold_predictions_with_patient_ids(tmp_path, monkeypatch):
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
-    out = tmp_path / "cv"
-    args = ["cv", CONFIG, *TINY, f"out_dir={out}", "--folds", "3", "--val-fraction", "0.25"]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "macro_f1" in printed and "mean" in printed
-
-    summary = json.loads((out / "cv.json").read_text())
-    assert [f["fold"] for f in summary["folds"]] == [0, 1, 2]
-    assert sum(f["test_size"] for f in summary["folds"]) == 24
-    for metric in ("accuracy", "macro_f1", "mcc", "pr_auc"):
-        values = [f[metric] for f in summary["folds"]]
-        assert summary["mean"][metric] == pytest.approx(np.mean(values))
-    folds = json.loads((out / "folds.json").read_text())
-    assert sorted(np.bincount(folds["fold"]).tolist()) == [8, 8, 8]
-
-    # A fold folder is a run folder: its model reproduces the fold's metrics.
-    config, model, _ = load_trained(out / "fold_1")
-    held_out = json.loads((out / "fold_1" / "fold.json").read_text())["test"]
+    config = load_config(CONFIG, [*TINY, f"out_dir={tmp_path / 'cv'}"])
+    result = cross_validate(config, folds=3, val_fraction=0.25, progress=False)
     pool = pool_dataset(config)
-    subset = torch.utils.data.Subset(pool.dataset, held_out)
-    probs, labels = predict(model, subset)
-    for name, value in classification_metrics(probs, labels, 4).items():
-        assert value == pytest.approx(summary["folds"][1][name], abs=1e-6)
-
-    with pytest.raises(ConfigError, match="already holds a CV run"):
-        cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3)
-    again = cross_validate(load_config(CONFIG, [*TINY, f"out_dir={out}"]), folds=3, resume=True)
-    assert again.mean == pytest.approx(summary["mean"])
+    oof = Predictions.load(tmp_path / "cv" / "oof_predictions.safetensors")
+    # every pooled sample exactly once, in pooled order, with its own label and patient
+    assert oof.index.tolist() == list(range(24))
+    assert oof.labels.tolist() == pool.labels.tolist()
+    assert oof.ids.tolist() == pool.groups.tolist()
+    folds = json.loads((tmp_path / "cv" / "folds.json").read_text())["fold"]
+    for fold in result.folds:
+        held_out = np.flatnonzero(np.array(folds) == fold.fold)
+        assert fold.predictions.index.tolist() == held_out.tolist()
+        assert oof.correct()[held_out].mean() == pytest.approx(fold.metrics["accuracy"])
+    again = cross_validate(config, folds=3, val_fraction=0.25, resume=True, progress=False)
+    torch.testing.assert_close(again.predictions.logits, result.predictions.logits)

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from polymodal.errors import ConfigError
 from polymodal.train.config import load_config
-from polymodal.train.recipe import evaluate, fit
+from polymodal.train.predictions import Predictions
+from polymodal.train.recipe import evaluate, fit, read_run
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "fusion_av_digits.yaml"
 TINY = [
@@ -77,6 +78,21 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(home, tmp_path):
     assert evaluate(best)["test_acc"] == pytest.approx(resumed.metrics["test_acc"])
 
 
+def test_fit_keeps_the_best_epochs_per_item_test_predictions_in_test_order(home, tmp_path):
+    config = load_config(CONFIG, [*TINY, "trainer.max_epochs=1", f"out_dir={tmp_path / 'run'}"])
+    result = fit(config)
+    saved = Predictions.load(result.out_dir / "test_predictions.safetensors")
+    assert saved.logits.shape == (64, 10)
+    from polymodal.train.datamodule import MultimodalDataModule
+
+    test_labels = MultimodalDataModule(config.data, seed=0).dataset("test").tensors["label"]
+    torch.testing.assert_close(saved.labels, test_labels.long())
+    assert saved.correct().mean() == pytest.approx(result.metrics["test_acc"])
+    cached = read_run(result.out_dir)
+    assert cached is not None and cached.metrics == result.metrics
+    torch.testing.assert_close(cached.predictions.logits, result.predictions.logits)
+
+
 def test_two_process_gloo_ddp_training_runs(home, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "POLYMODAL_HOME": str(home)}
@@ -99,3 +115,11 @@ def test_two_process_gloo_ddp_training_runs(home, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert 0.0 <= metrics["test_acc"] <= 1.0
+    # Each rank tested every other item; the saved predictions are back in test order.
+    saved = Predictions.load(out / "test_predictions.safetensors")
+    config = load_config(CONFIG, TINY)
+    from polymodal.train.datamodule import MultimodalDataModule
+
+    test_labels = MultimodalDataModule(config.data, seed=0).dataset("test").tensors["label"]
+    torch.testing.assert_close(saved.labels, test_labels.long())
+    assert saved.correct().mean() == pytest.approx(metrics["test_acc"])

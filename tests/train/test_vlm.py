@@ -11,7 +11,8 @@ import torch
 
 from polymodal.data.synth.shapes_vqa import build_tokenizer
 from polymodal.errors import ConfigError
-from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, prune_and_generate
+from polymodal.hf.llava import SmallLlavaConfig, build_small_llava
+from polymodal.methods.divprune.llava import prune_and_generate
 from polymodal.train.vlm import (
     cached_vlm,
     fit_vlm,
@@ -42,7 +43,7 @@ def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
 def test_training_rows_are_conversations_unless_texts_or_mma_are_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
     from polymodal.data.synth.shapes_vqa import load_shapes_vqa
 
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))

@@ -79,7 +79,9 @@ class ClaimCheck:
     """A registered check (see module doc).
 
     ``default=False`` leaves a check out of a plain ``polymodal bench`` (it still runs
-    with ``--only``); ``skip_reason`` says why, and the report lists it.
+    with ``--only`` and ``--quick``); ``skip_reason`` says why, and the report lists it.
+    ``needs_data=True`` marks a check on real data: it runs only when the bench is
+    given a data folder (:attr:`Context.data_dir`).
     """
 
     name: str
@@ -91,6 +93,7 @@ class ClaimCheck:
     run: Callable[[Context], Outcome]
     default: bool = True
     skip_reason: str = ""
+    needs_data: bool = False
 
 
 @dataclass

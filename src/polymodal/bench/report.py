@@ -88,7 +88,7 @@ def _section(record: Record, out_dir: Path) -> str:
         parts += [f"The check crashed: `{record.error}`", ""]
         return "\n".join(parts)
     baselines = "; ".join(f"{k} {v:.4f}" for k, v in record.baselines.items())
-    parts += [f"Ours: {record.ours:.4f}. Baselines: {baselines}.", ""]
+    parts += [f"Ours: {record.ours:.4f}." + (f" Baselines: {baselines}." if baselines else ""), ""]
     decisive = parts_table(record.parts)
     for table in [decisive, *record.tables]:
         parts += [f"**{table.title}**", "", markdown_table(table.columns, table.rows), ""]

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from polymodal.errors import ConfigError, DataError
+
 
 class AttentionOutput(NamedTuple):
     """What an attention module or block returns.
@@ -58,7 +60,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
         if dim % num_heads != 0:
-            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+            raise ConfigError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -137,14 +139,14 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
             if t.dim() != 3 or t.shape[-1] != self.dim:
-                raise ValueError(f"{name} must have shape (B, L, {self.dim}), got {tuple(t.shape)}")
+                raise DataError(f"{name} must have shape (B, L, {self.dim}), got {tuple(t.shape)}")
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
-            raise ValueError(
+            raise DataError(
                 f"query {tuple(query.shape)}, key {tuple(key.shape)} and value "
                 f"{tuple(value.shape)} disagree on B or K"
             )
         if key_padding_mask is not None and key_padding_mask.shape != key.shape[:2]:
-            raise ValueError(
+            raise DataError(
                 f"key_padding_mask must have shape (B, K) = {tuple(key.shape[:2])}, "
                 f"got {tuple(key_padding_mask.shape)}"
             )
@@ -171,14 +173,14 @@ class MultiHeadAttention(nn.Module):
         bias = torch.zeros(1, 1, Q, K, dtype=dtype, device=device)
         if attn_mask is not None:
             if attn_mask.dtype == torch.bool:
-                raise ValueError(
+                raise DataError(
                     "attn_mask must be an additive float mask (0 = attend, "
                     "torch.finfo(dtype).min = blocked); use key_padding_mask for bool padding"
                 )
             if attn_mask.dim() == 2:
                 attn_mask = attn_mask[None, None]  # (Q, K) -> (1, 1, Q, K)
             if attn_mask.dim() != 4 or attn_mask.shape[-2:] != (Q, K):
-                raise ValueError(
+                raise DataError(
                     f"attn_mask must have shape (Q, K), (B, 1, Q, K) or (B, H, Q, K) "
                     f"with Q={Q}, K={K}, got {tuple(attn_mask.shape)}"
                 )

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.encoders import ImageCNN, SpectrogramEncoder, TabularMLP, ViTEncoder
 from polymodal.modules.fusion import CrossAttentionFusion, EarlyFusion, LateFusion
 
@@ -60,7 +60,7 @@ class MultimodalClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if not encoders:
-            raise ValueError("MultimodalClassifier needs at least one encoder")
+            raise ConfigError("MultimodalClassifier needs at least one encoder")
         self.encoders = encoders if isinstance(encoders, nn.ModuleDict) else nn.ModuleDict(encoders)
         self.fusion = fusion
         self.expected_shapes = (
@@ -120,7 +120,7 @@ def _token_width(name: str, encoder: nn.Module) -> int:
     """The token width D an encoder declares through its ``dim`` attribute."""
     width = getattr(encoder, "dim", None)
     if not isinstance(width, int):
-        raise ValueError(f"encoder of modality {name!r} has no integer 'dim' attribute")
+        raise ConfigError(f"encoder of modality {name!r} has no integer 'dim' attribute")
     return width
 
 
@@ -170,12 +170,12 @@ def build_encoder(
         cls = TabularMLP
         from_shape("in_features", 0, lambda s: s[0])
     else:
-        raise ValueError(f"unknown encoder {name!r}; valid encoders are {', '.join(ENCODERS)}")
+        raise ConfigError(f"unknown encoder {name!r}; valid encoders are {', '.join(ENCODERS)}")
     kwargs.setdefault("dim", dim)
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise ValueError(f"bad options for encoder {name!r} ({cls.__name__}): {e}") from e
+        raise ConfigError(f"bad options for encoder {name!r} ({cls.__name__}): {e}") from e
 
 
 def build_classifier(
@@ -216,17 +216,17 @@ def build_classifier(
             modality not configured, or bad options.
     """
     if not modalities:
-        raise ValueError("build_classifier needs at least one modality")
+        raise ConfigError("build_classifier needs at least one modality")
     if fusion.endswith("_only"):
         only = fusion[: -len("_only")]
         if only not in modalities:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion {fusion!r} needs modality {only!r}, configured: {list(modalities)}"
             )
         modalities = {only: modalities[only]}
     elif fusion not in FUSIONS:
         valid = ["early", "late", "cross_attention", *(f"{m}_only" for m in modalities)]
-        raise ValueError(f"unknown fusion {fusion!r}; valid fusions are {', '.join(valid)}")
+        raise ConfigError(f"unknown fusion {fusion!r}; valid fusions are {', '.join(valid)}")
 
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
@@ -236,7 +236,7 @@ def build_classifier(
         for name, cfg in modalities.items():
             options = dict(cfg)
             if "encoder" not in options:
-                raise ValueError(f"modality {name!r} config has no 'encoder' (one of {ENCODERS})")
+                raise ConfigError(f"modality {name!r} config has no 'encoder' (one of {ENCODERS})")
             shape = options.pop("shape", None)
             if shape is not None:
                 shapes[name] = tuple(int(s) for s in shape)
@@ -252,5 +252,5 @@ def build_classifier(
             else:  # "late" and "<modality>_only"
                 head = LateFusion(dims, num_classes, **fusion_kwargs)
         except TypeError as e:
-            raise ValueError(f"bad options for fusion {fusion!r}: {e}") from e
+            raise ConfigError(f"bad options for fusion {fusion!r}: {e}") from e
     return MultimodalClassifier(encoders, head, shapes or None)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import TransformerBlock
 
 
@@ -32,7 +33,7 @@ def _check_input(name: str, x: Tensor, want: Sequence[int | None]) -> None:
     got = tuple(x.shape[1:])
     if x.dim() != len(want) + 1 or any(w not in (None, g) for w, g in zip(want, got, strict=False)):
         layout = ", ".join("*" if w is None else str(w) for w in want)
-        raise ValueError(f"{name} expects input of shape (B, {layout}), got {tuple(x.shape)}")
+        raise DataError(f"{name} expects input of shape (B, {layout}), got {tuple(x.shape)}")
 
 
 class _ConvStages(nn.Sequential):
@@ -127,7 +128,7 @@ class ViTEncoder(nn.Module):
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
         if len(size) != 2 or len(patch) != 2 or size[0] % patch[0] or size[1] % patch[1]:
-            raise ValueError(f"patch_size {patch_size} must divide image_size {size}")
+            raise ConfigError(f"patch_size {patch_size} must divide image_size {size}")
         self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.in_channels = in_channels
         self.dim = dim
@@ -257,7 +258,7 @@ class TabularMLP(nn.Module):
     ) -> None:
         super().__init__()
         if tokens < 1:
-            raise ValueError(f"tokens must be >= 1, got {tokens}")
+            raise ConfigError(f"tokens must be >= 1, got {tokens}")
         self.in_features = in_features
         self.dim = dim
         self.tokens = tokens

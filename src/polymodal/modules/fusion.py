@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import CrossAttentionBlock
 from polymodal.modules.encoders import pool
 
@@ -60,7 +60,7 @@ def _resolve(
     """
     unknown = [m for m in tokens if m not in dims]
     if unknown:
-        raise ValueError(
+        raise DataError(
             f"fusion got tokens for unknown modalities {unknown}; it knows {list(dims)}"
         )
     if not tokens:
@@ -237,7 +237,9 @@ class CrossAttentionFusion(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         if len(dims) != 2:
-            raise ValueError(f"CrossAttentionFusion needs exactly two modalities, got {list(dims)}")
+            raise ConfigError(
+                f"CrossAttentionFusion needs exactly two modalities, got {list(dims)}"
+            )
         self.dims = dict(dims)
         self.dim = dim
         self.a, self.b = list(dims)

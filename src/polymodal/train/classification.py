@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from polymodal.train.config import OptimConfig
+from polymodal.train.predictions import Predictions, interleave_ranks
 
 
 class ClassificationModule(L.LightningModule):
@@ -23,6 +24,9 @@ class ClassificationModule(L.LightningModule):
         optim: AdamW settings.
         max_epochs: length of the cosine learning-rate schedule.
         seed: base of the per-epoch reseeding that makes resumed runs exact.
+
+    After ``trainer.test``, :attr:`test_predictions` holds the per-item logits and
+    labels of the test set in data-set order (gathered from every rank).
     """
 
     def __init__(
@@ -41,6 +45,8 @@ class ClassificationModule(L.LightningModule):
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
+        self.test_predictions: Predictions | None = None
+        self._test_outputs: list[tuple[Tensor, Tensor]] = []
 
     def forward(self, batch: dict[str, Tensor]) -> Any:
         return self.model(batch)
@@ -73,6 +79,21 @@ class ClassificationModule(L.LightningModule):
         size = logits.shape[0]
         self.log("test_acc", self.test_accuracy, batch_size=size)
         self.log("test_macro_f1", self.test_f1, batch_size=size)
+        self._test_outputs.append((logits.detach().float(), batch["label"].detach()))
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        logits = torch.cat([out[0] for out in self._test_outputs])  # (n, C) this rank's items
+        labels = torch.cat([out[1] for out in self._test_outputs])  # (n,)
+        self._test_outputs = []
+        if self.trainer.world_size > 1:  # every rank saw every W-th item: put them back in order
+            total = len(self.trainer.test_dataloaders.dataset)  # type: ignore[union-attr]
+            gathered = self.all_gather((logits, labels))  # ((W, n, C), (W, n))
+            logits = interleave_ranks(gathered[0], total)
+            labels = interleave_ranks(gathered[1], total)
+        self.test_predictions = Predictions(logits.cpu(), labels.cpu().long())
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

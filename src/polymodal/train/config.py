@@ -4,13 +4,16 @@ A config is parsed into typed dataclasses. Unknown keys, wrong types and malform
 YAML raise :class:`~polymodal.errors.ConfigError` with the offending key's dotted
 path and, for a misspelt key, the closest valid one. Command-line overrides use
 dotted paths (``trainer.max_epochs=3``); their values are parsed as YAML scalars.
+
+The recipes' YAML files ship inside the package (``polymodal/configs/``, also
+reachable as ``configs/`` in a source checkout), so a bare name such as
+``load_config("fusion_av_digits")`` works from an installed wheel.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +22,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from polymodal.data.options import matches_type as _matches
+from polymodal.data.options import type_name
 from polymodal.errors import ConfigError
 
 
@@ -89,23 +94,42 @@ class ExperimentConfig:
 
 T = TypeVar("T")
 
+PACKAGED = Path(__file__).resolve().parents[1] / "configs"
+"""The folder of the recipes' YAML files shipped with the package."""
 
-def _matches(value: Any, annotation: Any) -> bool:
-    """Whether ``value`` fits a (simple) type annotation."""
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is dict or annotation is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
+
+def packaged_configs() -> list[str]:
+    """Names of the packaged YAML configs (file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def resolve_config(path: str | Path) -> Path:
+    """The YAML file ``path`` names: an existing file, or a packaged config's bare name.
+
+    Args:
+        path: a file path, or a name like ``"fusion_av_digits"`` (with or without
+            ``.yaml``) of a config in :data:`PACKAGED`.
+
+    Returns:
+        The file to read.
+
+    Raises:
+        ConfigError: neither a file nor a packaged name (the message lists the names).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    # Only a bare name (no folder part) may mean a packaged config: a missing
+    # ``runs/x/config.yaml`` must not silently load a recipe of the same name.
+    if len(path.parts) == 1 and path.suffix in ("", ".yaml"):
+        packaged = PACKAGED / f"{path.stem}.yaml"
+        if packaged.is_file():
+            return packaged
+        raise ConfigError(
+            f"config {str(path)!r} is neither a file nor a packaged config; "
+            f"available: {', '.join(packaged_configs())}"
+        )
+    raise ConfigError(f"config file {path} does not exist")
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
@@ -131,7 +155,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
             value = float(value)
         if not _matches(value, annotation):
             raise ConfigError(
-                f"config key {path!r} expects {getattr(annotation, '__name__', annotation)}, "
+                f"config key {path!r} expects {type_name(annotation)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
         kwargs[key] = value
@@ -158,27 +182,78 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
     return values
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment file (or the defaults when ``path`` is None) plus overrides.
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (empty for an empty file).
+
+    Args:
+        path: a YAML file, or the bare name of a packaged config (:func:`resolve_config`).
 
     Raises:
-        ConfigError: missing file, malformed YAML, unknown key, wrong type.
+        ConfigError: missing file or unknown name, malformed YAML, or a top level that
+            is not a mapping.
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from error
-        if loaded is not None and not isinstance(loaded, dict):
+    path = resolve_config(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping of sections (data:, model:, optim:, trainer:) at its "
+            f"top level, got a {type(loaded).__name__} ({loaded!r:.40})"
+        )
+    return loaded or {}
+
+
+def check_values(config: Any, check_device: bool = True) -> None:
+    """Reject values no run can use, naming the key and how to fix it.
+
+    Args:
+        config: a config with ``data``, ``optim`` and ``trainer`` sections
+            (:class:`ExperimentConfig` or the VLM recipe's).
+        check_device: also require a GPU when ``trainer.accelerator`` asks for one
+            (off when reading a finished run, which may come from another machine).
+
+    Raises:
+        ConfigError: ``data.batch_size`` < 1, ``optim.lr`` <= 0, or a GPU
+            accelerator on a machine without CUDA.
+    """
+    if config.data.batch_size < 1:
+        raise ConfigError(
+            f"data.batch_size must be >= 1, got {config.data.batch_size}; "
+            "set e.g. data.batch_size=32"
+        )
+    if not config.optim.lr > 0:  # also catches NaN
+        raise ConfigError(f"optim.lr must be > 0, got {config.optim.lr}; set e.g. optim.lr=0.001")
+    accelerator = str(config.trainer.accelerator)
+    if check_device and accelerator.lower() in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
             raise ConfigError(
-                f"{path} must hold a mapping of sections, got {type(loaded).__name__}"
+                f"trainer.accelerator={accelerator}, but this machine has no GPU "
+                "(torch.cuda.is_available() is False); use trainer.accelerator=cpu or auto"
             )
-        values = loaded or {}
-    return from_dict(ExperimentConfig, apply_overrides(values, overrides))
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), check_device: bool = True
+) -> ExperimentConfig:
+    """Read a YAML experiment file (or the defaults when ``path`` is None) plus overrides.
+
+    Args:
+        path: the YAML file, or the bare name of a packaged config (``fusion_av_digits``).
+        overrides: dotted ``section.key=value`` overrides.
+        check_device: require a GPU when ``trainer.accelerator`` asks for one.
+
+    Raises:
+        ConfigError: missing file, malformed YAML, unknown key, wrong type, or a
+            value out of range (see :func:`check_values`).
+    """
+    values = read_config_file(path) if path is not None else {}
+    config = from_dict(ExperimentConfig, apply_overrides(values, overrides))
+    check_values(config, check_device)
+    return config
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Patient-level, stratified k-fold cross-validation: ``polymodal cv CONFIG --folds 5``.
+"""Patient-level, stratified k-fold cross-validation (command: ``polymodal cv CONFIG --folds 5``).
 
 The dataset a config names is **pooled** (its ``train``, ``val`` and ``test``
 splits together) and split into k folds, stratified by label and grouped by
@@ -23,13 +23,16 @@ Output folder (``out_dir``)::
     config.yaml      the resolved config
     folds.json       the fold of every pooled sample and its patient id
     fold_<i>/        a run folder per fold: config.yaml, model.safetensors,
-                     metrics.json, fold.json (its sample indices), checkpoints/, metrics.csv
+                     metrics.json, fold.json (its sample indices), checkpoints/, metrics.csv,
+                     test_predictions.safetensors (held-out logits, labels, ids, indices)
     cv.json          per-fold metrics, their mean and std
+    oof_predictions.safetensors
+                     pooled out-of-fold predictions: every pooled sample once, in
+                     pooled order, predicted by the fold that held it out
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from collections.abc import Sequence
@@ -40,13 +43,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polymodal.errors import ConfigError
-from polymodal.train.config import ExperimentConfig, load_config, save_config
+from polymodal.train.config import ExperimentConfig, save_config
+from polymodal.train.predictions import FILE as PREDICTIONS
+from polymodal.train.predictions import Predictions
 
 if TYPE_CHECKING:  # torch and Lightning load on first use, so `polymodal --help` stays fast
     from torch import Tensor, nn
     from torch.utils.data import Dataset
 
 METRICS = ("accuracy", "macro_f1", "mcc", "pr_auc")
+OUT_OF_FOLD = "oof_predictions.safetensors"
 
 
 # ----------------------------------------------------------------------------- folds
@@ -172,22 +178,29 @@ def carve_validation(
 # ----------------------------------------------------------------------------- metrics
 
 
-def predict(model: nn.Module, dataset: Dataset[Any], batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """Class probabilities (S, C) and labels (S,) of a model on a dataset."""
+def predict_logits(
+    model: nn.Module, dataset: Dataset[Any], batch_size: int = 64
+) -> tuple[Tensor, Tensor]:
+    """Logits (S, C) and labels (S,) of a model on a dataset, in its order."""
     import torch
     from torch.utils.data import DataLoader
 
     from polymodal.data.contract import collate
 
     model.eval()
-    probs, labels = [], []
+    logits, labels = [], []
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
             out = model(batch)
-            logits = out if isinstance(out, torch.Tensor) else out.logits
-            probs.append(logits.float().softmax(dim=-1))
+            logits.append((out if isinstance(out, torch.Tensor) else out.logits).float())
             labels.append(batch["label"])
-    return torch.cat(probs), torch.cat(labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def predict(model: nn.Module, dataset: Dataset[Any], batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Class probabilities (S, C) and labels (S,) of a model on a dataset."""
+    logits, labels = predict_logits(model, dataset, batch_size)
+    return logits.softmax(dim=-1), labels
 
 
 def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> dict[str, float]:
@@ -219,12 +232,13 @@ def classification_metrics(probs: Tensor, labels: Tensor, num_classes: int) -> d
 
 @dataclass
 class FoldResult:
-    """One fold's held-out metrics and where its run lives."""
+    """One fold's held-out metrics and predictions, and where its run lives."""
 
     fold: int
     metrics: dict[str, float]
     out_dir: Path
     test_size: int
+    predictions: Predictions
 
 
 @dataclass
@@ -236,12 +250,16 @@ class CVResult:
         mean: mean of every metric over the folds.
         std: sample standard deviation of every metric over the folds.
         out_dir: the run folder.
+        predictions: pooled out-of-fold predictions, one per pooled sample in pooled
+            order (``index`` 0..S-1, ``ids`` the patients), each from the fold that
+            held the sample out.
     """
 
     folds: list[FoldResult]
     mean: dict[str, float]
     std: dict[str, float]
     out_dir: Path
+    predictions: Predictions
 
     def summary(self) -> dict[str, Any]:
         """The content of ``cv.json``."""
@@ -254,13 +272,18 @@ class CVResult:
 
 def fit_fold(
     config: ExperimentConfig, pool: Pool, indices: dict[str, np.ndarray], resume: bool = True
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Predictions]:
     """Train on ``indices["train"]``, select on ``"val"``, test on ``"test"``.
 
     The run goes to ``config.out_dir`` (a run folder, see the module doc); a
     finished fold is read back, an interrupted one resumes from its last checkpoint.
+
+    Returns:
+        The held-out metrics, and the per-item held-out predictions (logits (N, C),
+        labels, patient ids and pooled indices (N,), in ``indices["test"]`` order).
     """
     import lightning as L
+    import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import Subset
 
@@ -270,8 +293,10 @@ def fit_fold(
     from polymodal.train.recipe import LAST, _quiet_lightning, _trainer, build_from_config
 
     out_dir = Path(config.out_dir)
-    if (out_dir / "metrics.json").is_file() and resume:
-        return json.loads((out_dir / "metrics.json").read_text())  # type: ignore[no-any-return]
+    finished = (out_dir / "metrics.json").is_file() and (out_dir / PREDICTIONS).is_file()
+    if finished and resume:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        return metrics, Predictions.load(out_dir / PREDICTIONS)
     _quiet_lightning()
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -298,11 +323,19 @@ def fit_fold(
         if k.startswith("model.")
     }
     model.load_state_dict(best)
-    probs, labels = predict(model, parts["test"], config.data.batch_size)
-    metrics = classification_metrics(probs, labels, pool.num_classes)
+    logits, labels = predict_logits(model, parts["test"], config.data.batch_size)
+    metrics = classification_metrics(logits.softmax(dim=-1), labels, pool.num_classes)
+    test = indices["test"]
+    predictions = Predictions(
+        logits,
+        labels.long(),
+        torch.from_numpy(pool.groups[test].astype(np.int64)),
+        torch.from_numpy(test.astype(np.int64)),
+    )
     save_weights(model.state_dict(), out_dir / "model.safetensors")
+    predictions.save(out_dir / PREDICTIONS)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return metrics
+    return metrics, predictions
 
 
 def cross_validate(
@@ -350,69 +383,17 @@ def cross_validate(
         )
         fold_config = copy.deepcopy(config)
         fold_config.out_dir = str(out_dir / f"fold_{i}")
-        metrics = fit_fold(fold_config, pool, {"train": train, "val": val, "test": test}, resume)
-        results.append(FoldResult(i, metrics, Path(fold_config.out_dir), len(test)))
+        indices = {"train": train, "val": val, "test": test}
+        metrics, predictions = fit_fold(fold_config, pool, indices, resume)
+        results.append(FoldResult(i, metrics, Path(fold_config.out_dir), len(test), predictions))
     values = {m: np.array([r.metrics[m] for r in results]) for m in METRICS}
     result = CVResult(
         folds=results,
         mean={m: float(v.mean()) for m, v in values.items()},
         std={m: float(v.std(ddof=1)) for m, v in values.items()},
         out_dir=out_dir,
+        predictions=Predictions.concat([r.predictions for r in results]).sorted_by_index(),
     )
+    result.predictions.save(out_dir / OUT_OF_FOLD)
     (out_dir / "cv.json").write_text(json.dumps(result.summary(), indent=2))
     return result
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def cmd_cv(args: argparse.Namespace) -> int:
-    """``polymodal cv``: run the CV and print the per-fold and summary metrics."""
-    config = load_config(args.config, args.overrides)
-    result = cross_validate(
-        config,
-        folds=args.folds,
-        val_fraction=args.val_fraction,
-        resume=args.resume,
-        progress=config.trainer.progress_bar,
-    )
-    header = f"{'fold':<6}" + "".join(f"{m:>12}" for m in METRICS)
-    print(header)
-    for fold in result.folds:
-        print(f"{fold.fold:<6}" + "".join(f"{fold.metrics[m]:>12.4f}" for m in METRICS))
-    print(f"{'mean':<6}" + "".join(f"{result.mean[m]:>12.4f}" for m in METRICS))
-    print(f"{'std':<6}" + "".join(f"{result.std[m]:>12.4f}" for m in METRICS))
-    print(f"results: {result.out_dir / 'cv.json'}")
-    return 0
-
-
-def add_cv_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``polymodal cv`` to a subparsers object (from ``add_subparsers``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "cv",
-        help="patient-level stratified k-fold cross-validation of a YAML config",
-        description=(
-            "Pool the dataset's splits, split them into k stratified folds by patient "
-            "(samples sharing an id stay together), train one model per fold (a validation "
-            "part of the training folds selects the checkpoint) and report accuracy, "
-            "macro-F1, MCC and PR-AUC per fold and as mean ± std. Writes out_dir/cv.json."
-        ),
-        epilog="example: polymodal cv configs/subtype_fusion.yaml model.fusion=concat --folds 5",
-    )
-    parser.add_argument("config", help="YAML experiment file, e.g. configs/subtype_fusion.yaml")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted overrides, e.g. trainer.max_epochs=3",
-    )
-    parser.add_argument("--folds", type=int, default=5, help="number of folds k (default 5)")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.15,
-        help="share of each training pool used for checkpoint selection (default 0.15)",
-    )
-    parser.add_argument("--resume", action="store_true", help="reuse finished folds in out_dir")
-    parser.set_defaults(func=cmd_cv)
-    return parser

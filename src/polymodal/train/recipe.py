@@ -8,6 +8,9 @@
     metrics.csv          per-step / per-epoch metrics (CSV logger)
     model.safetensors    weights of the best validation epoch
     metrics.json         best validation and final test metrics
+    test_predictions.safetensors
+                         the best epoch's per-item test ``logits`` (N, C) and
+                         ``label`` (N,), in test-set order
 """
 
 from __future__ import annotations
@@ -33,17 +36,38 @@ from polymodal.train.checkpoint import STATE, SafetensorsCheckpointIO, load_weig
 from polymodal.train.classification import ClassificationModule
 from polymodal.train.config import ExperimentConfig, load_config, save_config
 from polymodal.train.datamodule import MultimodalDataModule
+from polymodal.train.predictions import FILE as PREDICTIONS
+from polymodal.train.predictions import Predictions
 
 LAST = "last.ckpt"
 
 
 @dataclass
 class FitResult:
-    """What a finished run produced."""
+    """What a finished run produced.
+
+    Attributes:
+        out_dir: the run folder.
+        metrics: best validation and test metrics (``metrics.json``).
+        epochs: epochs trained.
+        predictions: the best epoch's per-item test predictions, in test-set order.
+    """
 
     out_dir: Path
     metrics: dict[str, float]
     epochs: int
+    predictions: Predictions | None = None
+
+
+def read_run(out_dir: str | Path) -> FitResult | None:
+    """A finished run's result read back from its folder; None when it is unfinished
+    (no ``metrics.json`` or no per-item predictions yet)."""
+    out_dir = Path(out_dir)
+    metrics_file, predictions = out_dir / "metrics.json", out_dir / PREDICTIONS
+    if not (metrics_file.is_file() and predictions.is_file()):
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    return FitResult(out_dir, metrics, int(metrics.get("epochs", 0)), Predictions.load(predictions))
 
 
 def _num_classes(data: MultimodalDataModule) -> int:
@@ -218,10 +242,35 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     if checkpoint.best_model_score is not None:
         metrics["best_val_acc"] = float(checkpoint.best_model_score)
     metrics["world_size"] = trainer.world_size
+    metrics["epochs"] = trainer.current_epoch
+    predictions = module.test_predictions
+    assert predictions is not None  # set by every completed trainer.test
     if trainer.is_global_zero:
         save_weights(module.model.state_dict(), out_dir / "model.safetensors")
+        predictions.save(out_dir / PREDICTIONS)
+        # metrics.json last: its presence marks a finished run (see read_run).
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return FitResult(out_dir=out_dir, metrics=metrics, epochs=trainer.current_epoch)
+    return FitResult(out_dir, metrics, trainer.current_epoch, predictions)
+
+
+def train_cached(config: ExperimentConfig) -> FitResult:
+    """Metrics and per-item test predictions of ``config``'s run, training it unless
+    a finished run is cached.
+
+    A finished run folder is only read (:func:`read_run`); a folder that holds no
+    finished run is an interrupted one and is resumed, so its numbers equal an
+    uninterrupted run's; no folder means a fresh :func:`fit`.
+
+    Args:
+        config: the experiment; ``config.out_dir`` is the cache entry (callers key
+            it by config and code, :func:`polymodal.data.cache.run_folder`).
+    """
+    cached = read_run(config.out_dir)
+    if cached is not None:
+        return cached
+    if Path(config.out_dir).exists():  # an unfinished run: continue where it stopped
+        return fit(config, resume=True)
+    return fit(config)
 
 
 def load_trained(
@@ -232,6 +281,13 @@ def load_trained(
     Args:
         checkpoint: a run folder written by :func:`fit` (its ``model.safetensors``
             holds the best epoch), or ``<run>/checkpoints/<name>.ckpt``.
+
+    Returns:
+        The run's config, its model (eval mode) and the data module of its data.
+
+    Raises:
+        ConfigError: no ``config.yaml``, or one that no longer builds the model the
+            weights were saved from (naming the first mismatched key or shape).
     """
     path = Path(checkpoint)
     in_checkpoints = (path / STATE).is_file()
@@ -239,14 +295,36 @@ def load_trained(
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{path} is not a run or checkpoint folder: no {config_path} found")
-    config = load_config(config_path)
+    # The run may come from a GPU machine: its accelerator is not this machine's business.
+    config = load_config(config_path, check_device=False)
     data = MultimodalDataModule(config.data, seed=config.seed)
     model, _ = build_model(config, data)
     weights = load_weights(path)
     if in_checkpoints:  # Lightning prefixes the module's attribute name
         weights = {k.removeprefix("model."): v for k, v in weights.items()}
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"{run_dir}: config.yaml no longer matches the saved weights "
+            f"({_first_mismatch(model.state_dict(), weights)}); restore the run's "
+            "config.yaml or train the run again"
+        ) from error
     return config, model.eval(), data
+
+
+def _first_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """The first key or shape where saved weights differ from the model a config builds."""
+    for key, value in expected.items():
+        if key not in found:
+            return f"{key!r} is missing from the weights"
+        if tuple(found[key].shape) != tuple(value.shape):
+            return (
+                f"{key!r} has shape {tuple(found[key].shape)} in the weights but "
+                f"{tuple(value.shape)} in the model"
+            )
+    extra = next((k for k in found if k not in expected), None)
+    return f"the weights hold {extra!r}, which the model has not" if extra else "unknown"
 
 
 def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:

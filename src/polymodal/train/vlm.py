@@ -11,8 +11,8 @@ stages, as LLaVA is built on a pretrained CLIP tower:
    the loss on the answers only; evaluation asks one question per row and takes
    the greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
 
-``attention: mma`` trains and evaluates with modality-mutual attention
-(:mod:`polymodal.methods.aki`); ``text:`` puts texts beside the questions and
+``attention: mma`` trains and evaluates with modality-mutual attention (AKI; masks
+from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions and
 ``init_from:`` fine-tunes a finished run (the text-bias recipes).
 
 A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
@@ -22,17 +22,15 @@ after each epoch, likewise) and Lightning's ``checkpoints/``
 (safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
 keeps one run per config under the polymodal cache, so a bench trains it once.
 
-Run from the shell::
+Run from the shell (``polymodal eval RUN_DIR`` re-tests a finished run)::
 
-    python -m polymodal.train.vlm configs/shapes_vlm.yaml [section.key=value ...]
+    polymodal fit configs/shapes_vlm.yaml [section.key=value ...]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,28 +42,21 @@ import yaml
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from polymodal.data.cache import home, params_key
-from polymodal.data.synth.shapes_vqa import (
-    BOS,
-    EOS,
-    IMAGE,
-    PAD,
-    QUESTION_TYPES,
-    ShapesVQA,
-    ShapesVQAConfig,
-    load_shapes_vqa,
-)
+from polymodal.data.cache import empty_run_folder, run_folder
+from polymodal.data.synth.shapes_vocab import BOS, EOS, IMAGE, PAD, QUESTION_TYPES
+from polymodal.data.synth.shapes_vqa import ShapesVQA, ShapesVQAConfig, load_shapes_vqa
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
-from polymodal.methods.aki.batch import vlm_attention_mask
-from polymodal.methods.aki.mask import ATTENTION_KINDS
+from polymodal.modules.masks import ATTENTION_KINDS, vlm_attention_mask
 from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import (
     DataConfig,
     OptimConfig,
     TrainerConfig,
     apply_overrides,
+    check_values,
     from_dict,
+    read_config_file,
 )
 from polymodal.train.datamodule import EpochSeededSampler
 from polymodal.train.vision_pretrain import (
@@ -99,11 +90,11 @@ class VLMModelConfig:
 
 @dataclass
 class TextTrainingConfig:
-    """Texts beside the training questions (:mod:`polymodal.analysis.text_bias.data`).
+    """Texts beside the training questions (:mod:`polymodal.data.synth.shapes_text_vqa`).
 
     Args:
         mixture: ``None`` (no texts) or a mixture of
-            :class:`~polymodal.analysis.text_bias.data.TextAugmentedVQA`
+            :class:`~polymodal.data.synth.shapes_text_vqa.TextAugmentedVQA`
             (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
         seed: draws the texts and each item's condition.
         caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
@@ -124,8 +115,9 @@ class VLMConfig:
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
     attention: str = "causal"
-    """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
-    image tokens also see the question, never the answer; no extra parameters."""
+    """``"causal"`` or ``"mma"`` (modality-mutual attention, AKI's rule in
+    :mod:`polymodal.modules.masks`): image tokens also see the question, never the
+    answer; no extra parameters."""
     vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
     """Stage 0 (:mod:`polymodal.train.vision_pretrain`); ``steps: 0`` skips it."""
     freeze_vision_tower: bool = True
@@ -166,17 +158,28 @@ def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> VLMConfig:
+def load_vlm_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), check_device: bool = True
+) -> VLMConfig:
     """Read a VLM YAML config plus dotted overrides; what neither sets keeps
-    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None).
+
+    Args:
+        path: the YAML file.
+        overrides: dotted ``section.key=value`` overrides.
+        check_device: require a GPU when ``trainer.accelerator`` asks for one.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: as :func:`~polymodal.train.config.load_config`, or a data set
+            other than Shapes-VQA, or an unknown attention rule.
+    """
+    values = read_config_file(path) if path is not None else {}
     merged = _merge(VLMConfig().to_dict(), apply_overrides(values, overrides))
     config = from_dict(VLMConfig, merged)
+    check_values(config, check_device)
     if config.attention not in ATTENTION_KINDS:
         raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
     if config.data.name != "shapes_vqa":
@@ -391,7 +394,7 @@ def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
     text = config.text
     if text.mixture is None:
         return conversations(train) if config.attention == "causal" else train
-    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+    from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
 
     return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
 
@@ -478,7 +481,7 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").is_file():
         raise ConfigError(f"{run_dir} is not a finished VLM run (no metrics.json inside)")
-    config = load_vlm_config(run_dir / "config.yaml")
+    config = load_vlm_config(run_dir / "config.yaml", check_device=False)
     spec = SmallLlavaConfig(**json.loads((run_dir / "llava_config.json").read_text()))
     model = build_small_llava(spec)
     model.load_state_dict(load_weights(run_dir / "model.safetensors"))
@@ -489,29 +492,49 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
 
 
 def cached_vlm(config: VLMConfig) -> TrainedVLM:
-    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<config key>``.
+    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<key>``.
+
+    The key covers the config and the code of :mod:`polymodal.train.vlm` with all
+    it imports (:func:`polymodal.data.cache.run_folder`).
 
     ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
-    killed midway) is trained again from scratch.
+    killed midway) is emptied and trained again from scratch.
     """
-    key = params_key({k: v for k, v in config.to_dict().items() if k != "out_dir"})
-    run_dir = home() / "vlm" / key
+    params = {k: v for k, v in config.to_dict().items() if k != "out_dir"}
+    run_dir = run_folder("vlm", params, code=("polymodal.train.vlm",))
     if (run_dir / "metrics.json").is_file():
         return load_vlm(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    empty_run_folder(run_dir)
     return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m polymodal.train.vlm CONFIG [overrides]``: train and print test metrics."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(__doc__)
-        return 2
-    result = fit_vlm(load_vlm_config(args[0], args[1:]))
-    print(json.dumps({"out_dir": str(result.run_dir), **result.metrics}, indent=2))
-    return 0
+def evaluate_vlm(run_dir: str | Path, split: str = "test") -> dict[str, float]:
+    """Exact-match accuracy of a finished VLM run on one Shapes-VQA split.
 
+    Args:
+        run_dir: a run folder written by :func:`fit_vlm`.
+        split: ``"test"`` or ``"val"``.
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Returns:
+        ``{"test_acc": ..., "test_acc_<question type>": ...}`` (named ``test_*``
+        for either split, as the test step logs them).
+    """
+    from polymodal.train.recipe import _quiet_lightning
+
+    _quiet_lightning()
+    vlm = load_vlm(run_dir)
+    config = vlm.config
+    collator = VQACollator(vlm.fmt, context_position=config.text.position)
+    module = VQAModule(vlm.model, config.optim, config.seed, config.attention)
+    trainer = L.Trainer(
+        accelerator="auto",  # the run may come from another machine: use what this one has
+        devices=1,
+        logger=False,
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=False,
+    )
+    data = load_shapes_vqa(split, **config.data.options)
+    tested = trainer.test(
+        module, dataloaders=_loader(data, collator, config, shuffle=False), verbose=False
+    )
+    return {k: float(v) for k, v in tested[0].items()}

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from polymodal.data.synth.shapes_vqa import ANSWERS, BOS, EOS, IMAGE, PAD
+from polymodal.data.synth.shapes_vocab import ANSWERS, BOS, EOS, IMAGE, PAD
 from polymodal.errors import ConfigError
 
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from polymodal.data.contract import collate
-from polymodal.data.real.av_mnist import AVMNIST, mnist_pools
+from polymodal.data.real.av_mnist import AVMNIST, mnist_pools, pca_reduce
 from polymodal.data.real.mnist import load_mnist, write_idx
 from polymodal.data.real.wav import write_wav
 from polymodal.errors import DataError
@@ -113,3 +113,23 @@ def test_digit_without_pool_images_raises(tmp_path: Path) -> None:
     mnist, fsdd = _tiny_sources(tmp_path, [1, 1], ["1_ann_5.wav", "2_ann_5.wav"])
     with pytest.raises(DataError, match="no MNIST image of digit 2"):
         AVMNIST(mnist, fsdd, split="train", mnist_split="t10k")
+
+
+def test_pca_reduce_keeps_the_fewest_components_reaching_the_energy():
+    # Centred data on two orthogonal axes with variances 9 : 1 (energy 0.9 : 0.1).
+    fit = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 1.0], [0.0, -1.0]]).view(4, 1, 2)
+    images = torch.tensor([[2.0, 0.5]]).view(1, 1, 2)
+    # 0.9 of the energy is on the first axis: one component, the second coordinate drops
+    torch.testing.assert_close(pca_reduce(fit, images, 0.5), torch.tensor([[[2.0, 0.0]]]))
+    # all of it needs both components: the image comes back unchanged
+    torch.testing.assert_close(pca_reduce(fit, images, 1.0), images)
+    with pytest.raises(DataError, match="image_energy"):
+        pca_reduce(fit, images, 0.0)
+
+
+def test_image_energy_blurs_images_with_a_basis_from_the_train_pool(roots):
+    full = AVMNIST(*roots, split="test", seed=0)
+    reduced = AVMNIST(*roots, split="test", seed=0, image_energy=0.25)
+    assert torch.equal(full.labels, reduced.labels)
+    error = (full.images - reduced.images).pow(2).mean() / full.images.var()
+    assert 0.3 < float(error) < 0.9  # most of the per-image detail is gone

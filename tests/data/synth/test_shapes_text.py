@@ -19,13 +19,8 @@ from polymodal.data.synth.shapes_text import (
     statement,
     with_caution,
 )
-from polymodal.data.synth.shapes_vqa import (
-    _TEMPLATE_WORDS,
-    ANSWERS,
-    SPECIAL_TOKENS,
-    build_tokenizer,
-    load_shapes_vqa,
-)
+from polymodal.data.synth.shapes_vocab import ANSWERS, SPECIAL_TOKENS, TEMPLATE_WORDS
+from polymodal.data.synth.shapes_vqa import build_tokenizer, load_shapes_vqa
 from polymodal.errors import ConfigError, DataError
 
 SMALL = {"train": 8, "val": 8, "test": 40}
@@ -137,6 +132,6 @@ def test_text_labels_index_the_implied_answers(test_split) -> None:
 
 def test_the_text_words_extend_the_vocabulary_without_moving_old_ids() -> None:
     tokenizer = build_tokenizer()
-    old = list(dict.fromkeys((*SPECIAL_TOKENS, *_TEMPLATE_WORDS, *ANSWERS)))
+    old = list(dict.fromkeys((*SPECIAL_TOKENS, *TEMPLATE_WORDS, *ANSWERS)))
     assert [tokenizer.token_to_id(w) for w in old] == list(range(len(old)))
     assert tokenizer.token_to_id("wrong") >= len(old)

@@ -8,7 +8,7 @@ import torch
 from polymodal.errors import ConfigError
 from polymodal.methods.abpem.adapt import TestTimeAdapter, select_parameters
 from polymodal.methods.abpem.methods import ABPEM, READ, NoAdaptation, Tent
-from polymodal.methods.abpem.model import FusionOutput
+from polymodal.methods.abpem.model import AVFusionOutput
 
 
 def equal_states(a: Any, b: Any) -> bool:
@@ -121,7 +121,7 @@ class CountingREAD(READ):
     name: ClassVar[str] = "counting"
     seen: list[int] | None = None
 
-    def objective(self, out: FusionOutput) -> tuple[torch.Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.seen is not None
         self.seen.append(out.logits.shape[0])
         return super().objective(out)

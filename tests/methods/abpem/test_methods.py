@@ -5,10 +5,8 @@ import torch
 from torch.testing import assert_close
 
 from polymodal.errors import ConfigError
-from polymodal.methods.abpem.cli import METHOD_NAMES
 from polymodal.methods.abpem.methods import (
     ABPEM,
-    METHODS,
     READ,
     balance,
     confidence_entropy,
@@ -18,7 +16,7 @@ from polymodal.methods.abpem.methods import (
     principal_entropy,
     summed_balance,
 )
-from polymodal.methods.abpem.model import FusionOutput, FusionTokens
+from polymodal.methods.abpem.model import AVFusionOutput, FusionTokens
 
 PROBS = torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64)
 LOGITS = PROBS.log()
@@ -71,7 +69,7 @@ def test_summed_balance_is_the_entropy_of_a_softmax_of_the_summed_probabilities(
 
 def test_read_loss_on_a_hand_worked_batch():
     # mean(−.5 log .5, −.6 log .6) = .326535, minus H(softmax(.7, .5, .8)) = 1.091124
-    loss, terms = READ().objective(FusionOutput(logits=PAIR))
+    loss, terms = READ().objective(AVFusionOutput(logits=PAIR))
     assert terms["confidence"] == pytest.approx((h(0.5) + h(0.6)) / 2)
     assert float(loss) == pytest.approx(0.326535 - 1.091124, abs=1e-5)
 
@@ -86,7 +84,7 @@ def test_abpem_loss_on_a_hand_worked_batch():
         torch.zeros(2, 4, dtype=torch.bool),
         {"audio": torch.ones(2, dtype=torch.bool), "image": torch.ones(2, dtype=torch.bool)},
     )
-    out = FusionOutput(PAIR, pattern.expand(2, 1, 4, 4), tokens)
+    out = AVFusionOutput(PAIR, pattern.expand(2, 1, 4, 4), tokens)
     loss, terms = ABPEM().objective(out)
     assert terms["pem"] == pytest.approx((h(0.5, 0.3) + h(0.6, 0.2)) / 2)
     assert terms["balance"] == pytest.approx(h(0.35, 0.25, 0.4))
@@ -95,7 +93,7 @@ def test_abpem_loss_on_a_hand_worked_batch():
 
 
 def test_read_leaves_out_the_balance_term_for_a_single_sample():
-    loss, terms = READ().objective(FusionOutput(logits=LOGITS.float()))
+    loss, terms = READ().objective(AVFusionOutput(logits=LOGITS.float()))
     assert terms["balance"] == 0.0
     assert float(loss) == pytest.approx(-0.5 * math.log(0.5))
 
@@ -105,7 +103,3 @@ def test_unknown_method_or_option_is_named():
         make_method("sar")
     with pytest.raises(ConfigError, match="method 'abpem'"):
         make_method("abpem", top_n=3)
-
-
-def test_the_cli_lists_every_method():
-    assert tuple(METHODS) == METHOD_NAMES

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
-from polymodal.methods.aki.mask import allowed_pairs, mma_mask, modality_spans
 from polymodal.methods.aki.mask_function import mma_overlay, transformers_mma_mask
+from polymodal.modules.masks import allowed_pairs, mma_mask, modality_spans
 
 PAD, BOS, IMG = 0, 2, 4
 TINY = SmallLlavaConfig(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 from polymodal.methods.divprune.reference import divprune_loop, divprune_python
 from polymodal.methods.divprune.select import (
     cosine_distance,
@@ -135,3 +135,18 @@ def test_select_tokens_names_unknown_methods_and_missing_scores() -> None:
         select_tokens("fastv", features, 2)
     with pytest.raises(ConfigError, match="cannot keep 9 of 8"):
         select_tokens("divprune", features, 9)
+
+
+def test_features_with_nan_or_inf_are_rejected_not_pruned_into_duplicates() -> None:
+    # A NaN distance used to overwrite a kept token's -inf marker, so the loop picked it again.
+    features = torch.randn(2, 6, 4, generator=torch.Generator().manual_seed(0))
+    features[1, 3, 0] = float("nan")
+    with pytest.raises(DataError, match=r"features contain NaN or Inf \(first in sample 1 of 2\)"):
+        divprune(features, keep=4, backend="torch")
+    features[1, 3, 0] = float("inf")
+    with pytest.raises(DataError, match="DivPrune needs finite visual-token features"):
+        select_tokens("divprune", features, keep=4)
+    distance = torch.zeros(1, 3, 3)
+    distance[0, 1, 2] = float("nan")
+    with pytest.raises(DataError, match="distances contain NaN or Inf"):
+        greedy_max_min(distance, keep=2)

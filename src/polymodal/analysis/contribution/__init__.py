@@ -12,7 +12,7 @@ Example::
     result.importance_map("image")   # (7, 7) mean |Δp| per patch
 
 Command line: ``polymodal analyze contribution RUN_DIR``
-(:mod:`~polymodal.analysis.contribution.cli`); claim check ``contribution`` in
+(:mod:`polymodal.cli.analyze`); claim check ``contribution`` in
 :mod:`polymodal.analysis.contribution.claim`.
 
 The names below load on first use, so the command line can import the parser
@@ -21,8 +21,9 @@ without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polymodal.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from polymodal.analysis.contribution.measure import (
@@ -42,17 +43,17 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "ContributionResult": "measure",
-    "modality_contribution": "measure",
-    "Chunks": "units",
-    "FillValue": "units",
-    "Groups": "units",
-    "Patches": "units",
-    "Tiles": "units",
-    "Units": "units",
-    "Whole": "units",
-    "default_units": "units",
-    "parse_units": "units",
+    "ContributionResult": ".measure",
+    "modality_contribution": ".measure",
+    "Chunks": ".units",
+    "FillValue": ".units",
+    "Groups": ".units",
+    "Patches": ".units",
+    "Tiles": ".units",
+    "Units": ".units",
+    "Whole": ".units",
+    "default_units": ".units",
+    "parse_units": ".units",
 }
 
 __all__ = [
@@ -70,8 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.analysis.contribution.units import FillValue, Units
+from polymodal.errors import ConfigError, DataError
 
 Output = Literal["probs", "logits"]
 
@@ -131,6 +132,23 @@ def _as_batches(data: Mapping[str, Tensor] | Iterable[Mapping[str, Tensor]]) -> 
     return data
 
 
+def _check_finite(batch: Mapping[str, Tensor], names: Iterable[str], offset: int) -> None:
+    """Raise for NaN/Inf in a compared modality: a NaN output difference makes every
+    sum it enters NaN, and the pooled m_i then comes out as 0 without a word."""
+    for name in names:
+        x = batch[name]
+        if not x.is_floating_point():
+            continue
+        bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)  # (K,)
+        if bool(bad.any()):
+            first = offset + int(bad.nonzero()[0])
+            raise DataError(
+                f"modality {name!r} contains NaN or Inf values (first in sample {first}, "
+                f"{int(bad.sum())} such samples in this batch); clean or drop those samples "
+                "before measuring contributions"
+            )
+
+
 def _measure_batch(
     model: Callable[..., Any],
     batch: dict[str, Tensor],
@@ -192,12 +210,13 @@ def modality_contribution(
         :class:`ContributionResult` over all samples of ``data``.
 
     Raises:
-        ValueError: no units, a modality missing from the data, a bad fill.
+        ConfigError: no units.
+        DataError: a modality missing from the data or holding NaN/Inf values, or no data.
     """
     from tqdm.auto import tqdm
 
     if not units:
-        raise ValueError("modality_contribution needs units for at least one modality")
+        raise ConfigError("modality_contribution needs units for at least one modality")
     fills = {m: fill[m] if isinstance(fill, Mapping) else fill for m in units}
     if isinstance(model, nn.Module):
         model.eval()
@@ -205,20 +224,23 @@ def modality_contribution(
     masks: dict[str, Tensor] = {}
     grids: dict[str, tuple[int, ...]] = {}
     labels: dict[str, list[str]] = {}
+    seen = 0  # samples measured so far, to name a bad one by its index in the data
     with torch.inference_mode():
         for batch in tqdm(_as_batches(data), desc="occlusion", disable=not progress):
             batch = dict(batch)
             for name, spec in units.items():
                 if name not in batch:
-                    raise ValueError(f"modality {name!r} is not in the data (keys {sorted(batch)})")
+                    raise DataError(f"modality {name!r} is not in the data (keys {sorted(batch)})")
                 if name not in masks:
                     shape = tuple(batch[name].shape[1:])
                     masks[name] = spec.masks(shape)
                     grids[name] = spec.grid(shape)
                     labels[name] = spec.labels(shape)
+            _check_finite(batch, units, seen)
             parts.append(_measure_batch(model, batch, units, masks, fills, output, batch_size))
+            seen += parts[-1][3].shape[0]
     if not parts:
-        raise ValueError("modality_contribution got no data")
+        raise DataError("modality_contribution got no data")
     return ContributionResult(
         scores={m: torch.cat([p[0][m] for p in parts]) for m in units},
         flips={m: torch.cat([p[1][m] for p in parts]) for m in units},

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from polymodal.bench.plots import pyplot, save_figure
+from polymodal.plots import pyplot, save_figure
 
 
 def _display(image: Tensor) -> tuple[Tensor, str | None]:

@@ -32,6 +32,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from polymodal.errors import ConfigError, DataError
+
 FillValue = Literal["mean", "zero"] | float
 """What an occluded unit is replaced by: the sample's mean value, zero, or a constant."""
 
@@ -86,7 +88,7 @@ class Units:
             return x.new_zeros(x.shape[0])
         if how == "mean":
             if not x.is_floating_point():
-                raise ValueError(
+                raise DataError(
                     f"fill 'mean' needs a floating-point modality, got {x.dtype}; "
                     "use a constant (e.g. a mask token id) or 'zero'"
                 )
@@ -94,7 +96,7 @@ class Units:
                 return x.flatten(1).mean(dim=1)
             return _mean_over_units(x, self.masks(x.shape[1:]).to(x.device), valid)
         if isinstance(how, str):
-            raise ValueError(f"fill must be 'mean', 'zero' or a number, got {how!r}")
+            raise ConfigError(f"fill must be 'mean', 'zero' or a number, got {how!r}")
         return torch.full((x.shape[0],), float(how), dtype=x.dtype, device=x.device)
 
 
@@ -124,12 +126,12 @@ class Patches(Units):
     def _size(self) -> tuple[int, int]:
         ph, pw = (self.size, self.size) if isinstance(self.size, int) else self.size
         if ph < 1 or pw < 1:
-            raise ValueError(f"patch size must be positive, got {self.size}")
+            raise ConfigError(f"patch size must be positive, got {self.size}")
         return ph, pw
 
     def grid(self, shape: Sequence[int]) -> tuple[int, ...]:
         if len(shape) < 2:
-            raise ValueError(f"patches need a modality with (..., H, W) axes, got shape {shape}")
+            raise DataError(f"patches need a modality with (..., H, W) axes, got shape {shape}")
         ph, pw = self._size()
         return (math.ceil(shape[-2] / ph), math.ceil(shape[-1] / pw))
 
@@ -187,15 +189,15 @@ class Chunks(Units):
 
     def _bounds(self, length: int) -> list[tuple[int, int]]:
         if (self.count is None) == (self.size is None):
-            raise ValueError("Chunks needs exactly one of count and size")
+            raise ConfigError("Chunks needs exactly one of count and size")
         if self.count is not None:
             if not 1 <= self.count <= length:
-                raise ValueError(f"cannot cut an axis of {length} into {self.count} chunks")
+                raise ConfigError(f"cannot cut an axis of {length} into {self.count} chunks")
             edges = [round(i * length / self.count) for i in range(self.count + 1)]
         else:
             assert self.size is not None
             if self.size < 1:
-                raise ValueError(f"chunk size must be positive, got {self.size}")
+                raise ConfigError(f"chunk size must be positive, got {self.size}")
             edges = [*range(0, length, self.size), length]
         return list(zip(edges[:-1], edges[1:], strict=True))
 
@@ -223,7 +225,7 @@ class Groups(Units):
 
     def grid(self, shape: Sequence[int]) -> tuple[int, ...]:
         if not self.groups:
-            raise ValueError("Groups needs at least one group")
+            raise ConfigError("Groups needs at least one group")
         return (len(self.groups),)
 
     def labels(self, shape: Sequence[int]) -> list[str]:
@@ -235,7 +237,7 @@ class Groups(Units):
         for u, positions in enumerate(self.groups.values()):
             index = torch.as_tensor(list(positions), dtype=torch.long)
             if len(index) and (index.min() < 0 or index.max() >= shape[-1]):
-                raise ValueError(f"group positions must lie in [0, {shape[-1]}), got {positions}")
+                raise ConfigError(f"group positions must lie in [0, {shape[-1]}), got {positions}")
             masks[u, ..., index] = True
         return masks
 
@@ -266,7 +268,7 @@ def parse_units(text: str) -> Units:
             return Chunks(size=int(arg))
     except ValueError:
         pass
-    raise ValueError(
+    raise ConfigError(
         f"bad unit spec {text!r}; use whole, patches:S, patches:HxW, tiles, chunks:N, "
         "size:S or entries"
     )

@@ -16,8 +16,9 @@ Example::
     result.tpr("corrupted")        # text / (text + image)
 
 Training data with texts: :class:`TextAugmentedVQA` with the ``trusting`` or
-``sft`` mixtures (:mod:`.data`). Command line: ``polymodal analyze text-bias
-CHECKPOINT`` (:mod:`.cli`).
+``sft`` mixtures (:mod:`polymodal.data.synth.shapes_text_vqa`, re-exported here,
+as are the conditions). Command line: ``polymodal analyze text-bias CHECKPOINT``
+(:mod:`polymodal.cli.analyze`).
 
 The names below load on first use, so the command line can import the parser
 without importing torch.
@@ -25,16 +26,11 @@ without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polymodal.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from polymodal.analysis.text_bias.conditions import (
-        IMAGE_ONLY,
-        PROBE_CONDITIONS,
-        Condition,
-    )
-    from polymodal.analysis.text_bias.data import MIXTURES, TextAugmentedVQA, parse_mixture
     from polymodal.analysis.text_bias.metrics import (
         FollowCounts,
         TextBiasResult,
@@ -51,26 +47,34 @@ if TYPE_CHECKING:
         probe_items,
         run_probe,
     )
+    from polymodal.data.synth.shapes_text_vqa import (
+        IMAGE_ONLY,
+        MIXTURES,
+        PROBE_CONDITIONS,
+        Condition,
+        TextAugmentedVQA,
+        parse_mixture,
+    )
 
 _EXPORTS = {
-    "IMAGE_ONLY": "conditions",
-    "PROBE_CONDITIONS": "conditions",
-    "Condition": "conditions",
-    "MIXTURES": "data",
-    "TextAugmentedVQA": "data",
-    "parse_mixture": "data",
-    "FollowCounts": "metrics",
-    "TextBiasResult": "metrics",
-    "accuracy": "metrics",
-    "follow_counts": "metrics",
-    "normalize_answer": "metrics",
-    "LlavaAdapter": "probe",
-    "ProbeItem": "probe",
-    "Query": "probe",
-    "SmallVLMAdapter": "probe",
-    "VQAAdapter": "probe",
-    "probe_items": "probe",
-    "run_probe": "probe",
+    "FollowCounts": ".metrics",
+    "TextBiasResult": ".metrics",
+    "accuracy": ".metrics",
+    "follow_counts": ".metrics",
+    "normalize_answer": ".metrics",
+    "LlavaAdapter": ".probe",
+    "ProbeItem": ".probe",
+    "Query": ".probe",
+    "SmallVLMAdapter": ".probe",
+    "VQAAdapter": ".probe",
+    "probe_items": ".probe",
+    "run_probe": ".probe",
+    "IMAGE_ONLY": "polymodal.data.synth.shapes_text_vqa",
+    "MIXTURES": "polymodal.data.synth.shapes_text_vqa",
+    "PROBE_CONDITIONS": "polymodal.data.synth.shapes_text_vqa",
+    "Condition": "polymodal.data.synth.shapes_text_vqa",
+    "TextAugmentedVQA": "polymodal.data.synth.shapes_text_vqa",
+    "parse_mixture": "polymodal.data.synth.shapes_text_vqa",
 }
 
 __all__ = [
@@ -95,8 +99,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

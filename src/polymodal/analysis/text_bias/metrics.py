@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from polymodal.analysis.text_bias.conditions import ALL_CONDITIONS, IMAGE_ONLY, Condition
+from polymodal.data.synth.shapes_text_vqa import ALL_CONDITIONS, IMAGE_ONLY, Condition
 from polymodal.errors import DataError
 
 ARTICLES = ("a", "an", "the")

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from polymodal.analysis.text_bias.metrics import TextBiasResult
-from polymodal.bench.plots import pyplot, save_figure
 from polymodal.data.synth.shapes_text import VARIANTS
+from polymodal.plots import pyplot, save_figure
 
 
 def condition_bars(results: Mapping[str, TextBiasResult], path: Path, title: str) -> Path:

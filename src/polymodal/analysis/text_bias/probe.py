@@ -28,17 +28,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from polymodal.analysis.text_bias.conditions import PROBE_CONDITIONS, Condition
 from polymodal.analysis.text_bias.metrics import TextBiasResult
 from polymodal.data.synth.shapes_text import CONTEXT_LENGTH, VARIANTS, ShapesTexts
-from polymodal.data.synth.shapes_vqa import (
-    ANSWERS,
-    QUESTION_TYPES,
-    SPECIAL_TOKENS,
-    TEXT_LENGTH,
-    ShapesVQA,
-    encode,
-)
+from polymodal.data.synth.shapes_text_vqa import PROBE_CONDITIONS, Condition
+from polymodal.data.synth.shapes_vocab import ANSWERS, QUESTION_TYPES, SPECIAL_TOKENS
+from polymodal.data.synth.shapes_vqa import TEXT_LENGTH, ShapesVQA, encode
 from polymodal.errors import ConfigError, DataError
 
 POSITIONS = ("before", "after")

@@ -12,6 +12,7 @@ from polymodal.data.corrupt.spec import (
     OVERLAY_REFERENCE_RMS,
     check_corruption,
 )
+from polymodal.errors import DataError
 
 
 def audio_noise(
@@ -62,7 +63,7 @@ def corrupt_waves(
     """
     check_corruption("audio", name, severity)
     if waves.dim() != 2:
-        raise ValueError(f"waves must be (N, S), got {tuple(waves.shape)}")
+        raise DataError(f"waves must be (N, S), got {tuple(waves.shape)}")
     clean = waves.detach().cpu().float()
     if severity == 0:
         return clean.clone()

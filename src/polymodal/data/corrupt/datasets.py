@@ -94,7 +94,7 @@ def av_mnist_c(
 
     spec = Corruption.parse(corruption) if isinstance(corruption, str) else corruption
     pairs = AVMNIST(mnist_folder, fsdd_root, split="test", **options)
-    images = pairs.images.float().div(255.0)[:, None]  # (N, 1, 28, 28)
+    images = pairs.images[:, None]  # (N, 1, 28, 28) in [0, 1]
     audio = pairs.audio
     if spec is not None and spec.modality == "image":
         images = corrupt_images(images, spec.name, spec.severity, seed)

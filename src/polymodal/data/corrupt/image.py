@@ -13,6 +13,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from polymodal.data.corrupt.spec import IMAGE_SETTINGS, check_corruption
+from polymodal.errors import DataError
 
 
 def _gaussian(x: np.ndarray, sigma: float, mode: str = "nearest") -> np.ndarray:
@@ -309,7 +310,7 @@ def corrupt_images(images: Tensor, name: str, severity: int, seed: int = 0) -> T
     """
     check_corruption("image", name, severity)
     if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must be (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
+        raise DataError(f"images must be (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
     if severity == 0:
         return images.float().clone()
     x = np.clip(images.detach().cpu().double().numpy(), 0, 1)

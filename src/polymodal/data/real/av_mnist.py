@@ -15,6 +15,11 @@ in the test pool. The pools do not depend on ``seed``, so a train set and a test
 set built with different pairing seeds still share no image. A user with the
 official MNIST files can instead pass ``mnist_split="train"`` for the train set and
 ``mnist_split="t10k"`` for the test set; the whole file is then the pool.
+
+MultiBench's protocol makes the images hard on purpose, so that neither modality
+alone is near perfect: ``image_energy=0.25`` keeps only the leading principal
+components that hold 25 % of the images' energy (:func:`pca_reduce`; the basis is
+fitted on the train pool, for the test split too).
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ from torch.utils.data import Dataset
 from polymodal.data.contract import validate_sample
 from polymodal.data.real.fsdd import FSDD
 from polymodal.data.real.mnist import load_mnist
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 
-__all__ = ["AVMNIST", "mnist_pools"]
+__all__ = ["AVMNIST", "mnist_pools", "pca_reduce"]
 
 
 def mnist_pools(labels: Tensor, test_fraction: float = 0.2, seed: int = 0) -> dict[str, Tensor]:
@@ -46,7 +51,7 @@ def mnist_pools(labels: Tensor, test_fraction: float = 0.2, seed: int = 0) -> di
         ``{"train": (N_train,) int64, "test": (N_test,) int64}`` sorted indices.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     generator = torch.Generator().manual_seed(seed)
     train: list[Tensor] = []
     test: list[Tensor] = []
@@ -57,6 +62,33 @@ def mnist_pools(labels: Tensor, test_fraction: float = 0.2, seed: int = 0) -> di
         test.append(members[:n_test])
         train.append(members[n_test:])
     return {"train": torch.cat(train).sort().values, "test": torch.cat(test).sort().values}
+
+
+def pca_reduce(fit: Tensor, images: Tensor, energy: float) -> Tensor:
+    """Project ``images`` onto the leading principal components of ``fit``.
+
+    Args:
+        fit: (N, H, W) images the basis is fitted on (the training images).
+        images: (M, H, W) images to reduce.
+        energy: share of ``fit``'s variance (sum of squared singular values of the
+            centred data) the kept components must hold, in (0, 1].
+
+    Returns:
+        (M, H, W) float32 reconstructions from the fewest components whose energy
+        reaches ``energy``, clipped to the pixel range of ``fit``.
+    """
+    if not 0.0 < energy <= 1.0:
+        raise DataError(f"image_energy must lie in (0, 1], got {energy}")
+    flat = fit.flatten(1).double()
+    mean = flat.mean(dim=0)
+    _, singular, basis = torch.linalg.svd(flat - mean, full_matrices=False)  # basis: (K, H*W)
+    share = torch.cumsum(singular**2, dim=0) / (singular**2).sum()
+    kept = int(torch.searchsorted(share, torch.tensor(energy, dtype=share.dtype))) + 1
+    components = basis[:kept]  # (k, H*W)
+    centred = images.flatten(1).double() - mean
+    reduced = centred @ components.T @ components + mean
+    low, high = float(fit.min()), float(fit.max())
+    return reduced.clamp(low, high).float().reshape(images.shape)
 
 
 class AVMNIST(Dataset[dict[str, Tensor]]):
@@ -74,6 +106,8 @@ class AVMNIST(Dataset[dict[str, Tensor]]):
         test_fraction: share of each digit's t10k images in the test pool
             (only when ``mnist_split`` is None).
         pool_seed: seed of the t10k pool split (only when ``mnist_split`` is None).
+        image_energy: keep the leading principal components holding this share of
+            the train pool's image energy (MultiBench: 0.25); None keeps the images.
 
     Each digit's recordings walk through a seeded permutation of that digit's
     pool images, so images repeat only when a digit has more pairs than images.
@@ -99,11 +133,12 @@ class AVMNIST(Dataset[dict[str, Tensor]]):
         mnist_split: Literal["train", "t10k"] | None = None,
         test_fraction: float = 0.2,
         pool_seed: int = 0,
+        image_energy: float | None = None,
     ) -> None:
         if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
         if pairs_per_recording < 1:
-            raise ValueError(f"pairs_per_recording must be >= 1, got {pairs_per_recording}")
+            raise ConfigError(f"pairs_per_recording must be >= 1, got {pairs_per_recording}")
         self.audio = FSDD(
             fsdd_root,
             split=split,
@@ -141,7 +176,11 @@ class AVMNIST(Dataset[dict[str, Tensor]]):
         order = torch.argsort(rec, stable=True)
         self.recording_index: Tensor = rec[order]
         self.image_index: Tensor = img[order]
-        self.images: Tensor = images[self.image_index]  # (N, 28, 28) uint8
+        self.images: Tensor = images[self.image_index].float().div(255.0)  # (N, 28, 28)
+        if image_energy is not None:
+            train_pool = mnist_pools(labels, test_fraction, pool_seed)["train"]
+            fit = images[train_pool if mnist_split is None else slice(None)].float().div(255.0)
+            self.images = pca_reduce(fit, self.images, image_energy)
         self.labels: Tensor = labels[self.image_index]  # (N,) int64
         self.split = split
         self.seed = seed
@@ -156,7 +195,7 @@ class AVMNIST(Dataset[dict[str, Tensor]]):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} pairs")
-        image = self.images[index].float().div(255.0).unsqueeze(0)  # (1, 28, 28)
+        image = self.images[index].unsqueeze(0)  # (1, 28, 28)
         return {
             "image": image,
             "audio": self.audio.load_audio(int(self.recording_index[index])),

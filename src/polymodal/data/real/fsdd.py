@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from polymodal.data.contract import validate_sample
 from polymodal.data.features import log_mel
 from polymodal.data.real.wav import read_wav
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 
 __all__ = ["FSDD", "FSDD_NAME", "TEST_TAKES", "fit_length", "parse_fsdd_name"]
 
@@ -119,13 +119,13 @@ class FSDD(Dataset[dict[str, Tensor]]):
         n_mels: int = 40,
     ) -> None:
         if split not in ("train", "test", "all"):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+            raise ConfigError(f"split must be 'train', 'test' or 'all', got {split!r}")
         if features not in ("log_mel", "waveform"):
-            raise ValueError(f"features must be 'log_mel' or 'waveform', got {features!r}")
+            raise ConfigError(f"features must be 'log_mel' or 'waveform', got {features!r}")
         if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+            raise ConfigError(f"sample_rate must be positive, got {sample_rate}")
         if duration is not None and duration <= 0:
-            raise ValueError(f"duration must be positive or None, got {duration}")
+            raise ConfigError(f"duration must be positive or None, got {duration}")
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"FSDD folder {root} does not exist")

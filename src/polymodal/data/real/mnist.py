@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 
 __all__ = ["IDX_TYPES", "load_mnist", "read_idx", "write_idx"]
 
@@ -110,9 +110,9 @@ def write_idx(path: str | Path, values: Tensor, compress: bool | None = None) ->
         None,
     )
     if code is None:
-        raise ValueError(f"IDX cannot store {values.dtype}")
+        raise DataError(f"IDX cannot store {values.dtype}")
     if array.ndim > 255:
-        raise ValueError(f"IDX stores at most 255 dimensions, got {array.ndim}")
+        raise DataError(f"IDX stores at most 255 dimensions, got {array.ndim}")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = header + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
     if compress or (compress is None and path.suffix == ".gz"):
@@ -147,7 +147,7 @@ def load_mnist(folder: str | Path, split: str = "t10k") -> tuple[Tensor, Tensor]
             label counts that disagree.
     """
     if split not in ("t10k", "train"):
-        raise ValueError(f"split must be 't10k' or 'train', got {split!r}")
+        raise ConfigError(f"split must be 't10k' or 'train', got {split!r}")
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"MNIST folder {folder} does not exist")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 
 __all__ = ["read_wav", "read_wav_native", "resample", "write_wav"]
 
@@ -104,7 +104,7 @@ def resample(wave: Tensor, orig_rate: int, new_rate: int) -> Tensor:
     from scipy.signal import resample_poly
 
     if orig_rate <= 0 or new_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
+        raise ConfigError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
     if orig_rate == new_rate:
         return wave
     g = math.gcd(orig_rate, new_rate)
@@ -146,12 +146,12 @@ def write_wav(path: str | Path, wave: Tensor, sample_rate: int) -> None:
     from scipy.io import wavfile
 
     if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        raise ConfigError(f"sample_rate must be positive, got {sample_rate}")
     array = wave.detach().cpu().double().numpy()
     if array.ndim not in (1, 2):
-        raise ValueError(f"wave must be (S,) or (C, S), got shape {tuple(array.shape)}")
+        raise DataError(f"wave must be (S,) or (C, S), got shape {tuple(array.shape)}")
     if not np.isfinite(array).all():
-        raise ValueError("wave contains NaN or Inf values")
+        raise DataError("wave contains NaN or Inf values")
     pcm = np.clip(np.round(array * 32768.0), -32768, 32767).astype(np.int16)
     if pcm.ndim == 2:
         pcm = pcm.T  # (C, S) -> (S, C), the layout scipy writes

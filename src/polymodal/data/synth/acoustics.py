@@ -17,6 +17,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from polymodal.data.synth.speech import SAMPLE_RATE
+from polymodal.errors import ConfigError, DataError
 
 _EXPONENTS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 """Power spectral density of each colour falls as 1 / f**exponent."""
@@ -30,13 +31,13 @@ _LN_1000 = float(np.log(1000.0))  # -60 dB in amplitude is a factor of 1000
 def _check_wave(wave: np.ndarray) -> np.ndarray:
     wave = np.asarray(wave)
     if wave.ndim != 1:
-        raise ValueError(f"wave must be a 1-D waveform (S,), got shape {wave.shape}")
+        raise DataError(f"wave must be a 1-D waveform (S,), got shape {wave.shape}")
     if not np.issubdtype(wave.dtype, np.floating):
-        raise ValueError(f"wave must be floating point, got dtype {wave.dtype}")
+        raise DataError(f"wave must be floating point, got dtype {wave.dtype}")
     if wave.size == 0:
-        raise ValueError("wave is empty")
+        raise DataError("wave is empty")
     if not np.all(np.isfinite(wave)):
-        raise ValueError("wave contains NaN or Inf")
+        raise DataError("wave contains NaN or Inf")
     return wave
 
 
@@ -55,9 +56,9 @@ def colored_noise(n: int, rng: np.random.Generator, color: str = "white") -> np.
         (S,) float64 noise with unit mean power.
     """
     if color not in _EXPONENTS:
-        raise ValueError(f"noise color must be one of {sorted(_EXPONENTS)}, got {color!r}")
+        raise ConfigError(f"noise color must be one of {sorted(_EXPONENTS)}, got {color!r}")
     if n < 1:
-        raise ValueError(f"noise length must be >= 1, got {n}")
+        raise ConfigError(f"noise length must be >= 1, got {n}")
     white = rng.standard_normal(n)
     exponent = _EXPONENTS[color]
     if exponent and n > 1:
@@ -98,10 +99,10 @@ def add_noise(
     """
     wave = _check_wave(wave)
     if not np.isfinite(snr_db):
-        raise ValueError(f"snr_db must be finite, got {snr_db}")
+        raise ConfigError(f"snr_db must be finite, got {snr_db}")
     signal_power = float(np.mean(wave.astype(np.float64) ** 2))
     if signal_power == 0:
-        raise ValueError("cannot set an SNR on a silent wave (its power is zero)")
+        raise DataError("cannot set an SNR on a silent wave (its power is zero)")
     noise = colored_noise(wave.size, rng, color)
     noise *= np.sqrt(signal_power / 10.0 ** (snr_db / 10.0))  # unit power -> target power
     return (wave + noise).astype(wave.dtype)
@@ -130,9 +131,9 @@ def impulse_response(
         ``h[0] = 1``.
     """
     if not rt60 > 0 or not np.isfinite(rt60):
-        raise ValueError(f"rt60 must be a positive number of seconds, got {rt60}")
+        raise ConfigError(f"rt60 must be a positive number of seconds, got {rt60}")
     if not direct_ratio > 0 or not np.isfinite(direct_ratio):
-        raise ValueError(f"direct_ratio must be positive, got {direct_ratio}")
+        raise ConfigError(f"direct_ratio must be positive, got {direct_ratio}")
     length = max(2, round(rt60 * sample_rate))
     t = np.arange(1, length) / sample_rate
     tail = rng.standard_normal(length - 1) * np.exp(-_LN_1000 * t / rt60)
@@ -187,11 +188,13 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.color not in _EXPONENTS:
-            raise ValueError(f"noise color must be one of {sorted(_EXPONENTS)}, got {self.color!r}")
+            raise ConfigError(
+                f"noise color must be one of {sorted(_EXPONENTS)}, got {self.color!r}"
+            )
         if self.snr_db is not None and not np.isfinite(self.snr_db):
-            raise ValueError(f"snr_db must be finite or None, got {self.snr_db}")
+            raise ConfigError(f"snr_db must be finite or None, got {self.snr_db}")
         if self.rt60 is not None and not (self.rt60 > 0 and np.isfinite(self.rt60)):
-            raise ValueError(f"rt60 must be positive or None, got {self.rt60}")
+            raise ConfigError(f"rt60 must be positive or None, got {self.rt60}")
 
     def apply(
         self, wave: np.ndarray, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE

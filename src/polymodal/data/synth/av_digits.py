@@ -39,6 +39,7 @@ from torch import Tensor
 from polymodal.data.cache import cached_build
 from polymodal.data.dataset import TensorDictDataset
 from polymodal.data.features import log_mel
+from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.errors import ConfigError
 
@@ -258,6 +259,7 @@ def _config(**options: Any) -> AVDigitsConfig:
     Raises:
         ConfigError: an unknown option or an impossible value.
     """
+    check_option_types(AVDigitsConfig, options, "AV-Digits")
     try:
         config = AVDigitsConfig(**options)
     except TypeError as error:
@@ -273,7 +275,8 @@ def _config(**options: Any) -> AVDigitsConfig:
 def build_av_digits(**options: Any) -> Path:
     """Build (or reuse from the cache) AV-Digits and return its folder."""
     config = _config(**options)
-    return cached_build("av_digits", VERSION, asdict(config), lambda f: build(config, f))
+    code = ("polymodal.data.synth.av_digits",)
+    return cached_build("av_digits", VERSION, asdict(config), lambda f: build(config, f), code=code)
 
 
 @register_dataset("av_digits")

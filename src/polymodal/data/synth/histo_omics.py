@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from polymodal.data.cache import cached_build
 from polymodal.data.dataset import TensorDictDataset
+from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth.histology import TileParams, render_tiles, stain_matrix
 from polymodal.errors import ConfigError
@@ -289,6 +290,7 @@ def build_histo_omics(progress: bool = True, **options: Any) -> Path:
     """Build (or reuse from the cache) a Histo-Omics cohort and return its folder."""
     if isinstance(options.get("tumour_fraction"), list):
         options["tumour_fraction"] = tuple(options["tumour_fraction"])
+    check_option_types(HistoOmicsConfig, options, "Histo-Omics")
     try:
         config = HistoOmicsConfig(**options)
     except TypeError as error:
@@ -296,7 +298,11 @@ def build_histo_omics(progress: bool = True, **options: Any) -> Path:
         raise ConfigError(f"Histo-Omics: {error}; valid options: {valid}") from error
     config.validate()
     return cached_build(
-        "histo_omics", VERSION, asdict(config), lambda f: build(config, f, progress)
+        "histo_omics",
+        VERSION,
+        asdict(config),
+        lambda f: build(config, f, progress),
+        code=("polymodal.data.synth.histo_omics",),
     )
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import scipy.fft
 from scipy.signal import fftconvolve
 
+from polymodal.errors import ConfigError
+
 ENVIRONMENTAL_NOISES = ("traffic", "crowd", "rain", "thunder", "wind")
 """The noises :func:`environmental_noise` synthesises."""
 
@@ -171,7 +173,9 @@ def environmental_noise(
         ValueError: unknown kind, or a clip shorter than 10 ms.
     """
     if kind not in _MAKERS:
-        raise ValueError(f"unknown noise {kind!r}; choose one of {', '.join(ENVIRONMENTAL_NOISES)}")
+        raise ConfigError(
+            f"unknown noise {kind!r}; choose one of {', '.join(ENVIRONMENTAL_NOISES)}"
+        )
     if length < sample_rate // 100:
-        raise ValueError(f"noise clips need at least 10 ms ({sample_rate // 100} samples)")
+        raise ConfigError(f"noise clips need at least 10 ms ({sample_rate // 100} samples)")
     return _unit_power(_MAKERS[kind](n, length, rng, sample_rate)).astype(np.float32)

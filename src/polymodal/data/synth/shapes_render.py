@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from polymodal.errors import ConfigError
+
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS = ("red", "green", "blue", "yellow", "purple", "cyan")
 SIZES = ("small", "large")
@@ -127,7 +129,7 @@ def sample_scene(
     elif layout == "free":
         rows = _place_freely(attributes, rng, size)
     else:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+        raise ConfigError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     background = int(rng.integers(1, len(BACKGROUNDS))) if rng.random() < textured else 0
     return Scene(np.array(rows, dtype=np.float32).reshape(-1, len(FIELDS)), background)
 
@@ -158,7 +160,7 @@ def _place_on_grid(
 ) -> list[tuple]:
     """Rows of FIELDS: each object in a random free cell (small) or 2×2 block (large)."""
     if size % grid:
-        raise ValueError(f"image size {size} is not a multiple of the grid ({grid} cells)")
+        raise ConfigError(f"image size {size} is not a multiple of the grid ({grid} cells)")
     cell = size / grid
     taken = np.zeros((grid, grid), dtype=bool)
     rows: list[tuple] = []

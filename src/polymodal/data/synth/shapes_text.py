@@ -23,8 +23,8 @@ it, or none).
 
 Randomness is per item: item ``i`` of split ``s`` draws from
 ``default_rng([seed, s, i])``, so an item's texts do not depend on the other items.
-Every word is in the Shapes-VQA tokenizer (:data:`TEXT_WORDS` is the vocabulary
-added for them); :meth:`ShapesTexts.context_ids` encodes a variant for a whole
+Every word is in the Shapes-VQA tokenizer (:data:`.shapes_vocab.TEXT_WORDS` is the
+vocabulary added for them); :meth:`ShapesTexts.context_ids` encodes a variant for a whole
 split, ``<pad>``-padded to :data:`CONTEXT_LENGTH`.
 """
 
@@ -39,18 +39,17 @@ import torch
 from torch import Tensor
 
 from polymodal.data.synth.shapes_render import COLORS, SHAPES
-from polymodal.data.synth.shapes_vqa import (
+from polymodal.data.synth.shapes_vocab import (
     ANSWERS,
+    CAUTION,
+    IRRELEVANT_GRAMMAR,
     NUMBERS,
     QUESTION_TYPES,
-    SPLITS,
-    ShapesVQA,
-    encode,
 )
+from polymodal.data.synth.shapes_vqa import SPLITS, ShapesVQA, encode
 from polymodal.errors import ConfigError, DataError
 
 VARIANTS = ("matching", "corrupted", "irrelevant")
-CAUTION = "this text may be wrong ."
 CAUTION_PLACES = ("before", "after", "none")
 CONTEXT_LENGTH = 16
 """Stored length of a context text (the longest, caution included, has 15 tokens)."""
@@ -72,46 +71,6 @@ _QUESTION_PATTERNS = {
     "exist": re.compile(r"is there a (?P<thing>\w+ \w+) \?"),
     "relation": re.compile(r"is the (?P<first>\w+ \w+) left of the (?P<second>\w+ \w+) \?"),
 }
-_STATEMENT_WORDS = "the is a object there are objects no left right of ."
-
-# Irrelevant sentences: one phrase from each slot of a pattern, then ".".
-_WEATHER = ("sunny", "cloudy", "windy", "rainy", "cold", "warm")
-IRRELEVANT_GRAMMAR: tuple[tuple[tuple[str, ...], ...], ...] = (
-    (("it is",), _WEATHER, ("today", "tonight")),
-    (("it was",), _WEATHER, ("yesterday",)),
-    (("it will be",), _WEATHER, ("tomorrow",)),
-    (
-        ("cats", "dogs", "birds", "horses"),
-        ("like", "need", "enjoy"),
-        ("water", "sleep", "music", "fresh air"),
-    ),
-    (
-        ("the train", "the bus", "the ferry"),
-        ("leaves", "arrives"),
-        ("at noon", "at night", "early", "late"),
-    ),
-    (
-        ("my friend", "my sister", "my teacher"),
-        ("reads", "writes", "sings"),
-        ("every day", "on sundays", "at home"),
-    ),
-)
-
-
-def _words(*phrases: str) -> list[str]:
-    return [word for phrase in phrases for word in phrase.split()]
-
-
-TEXT_WORDS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        _words(
-            CAUTION,
-            _STATEMENT_WORDS,
-            *(phrase for pattern in IRRELEVANT_GRAMMAR for slot in pattern for phrase in slot),
-        )
-    )
-)
-"""Words the texts use, beyond the question words and answers (tokenizer vocabulary)."""
 
 
 class ItemText(NamedTuple):

@@ -55,6 +55,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from polymodal.data.cache import cached_build
+from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth.shapes_render import (
     COLORS,
@@ -65,21 +66,20 @@ from polymodal.data.synth.shapes_render import (
     render,
     sample_scene,
 )
+from polymodal.data.synth.shapes_vocab import (
+    ANSWERS,
+    NUMBERS,
+    PAD,
+    QUESTION_TYPES,
+    SPECIAL_TOKENS,
+    TEMPLATE_WORDS,
+    TEXT_WORDS,
+    UNK,
+)
 from polymodal.errors import ConfigError, DataError
 
 VERSION = "3"
 SPLITS = ("train", "val", "test")
-QUESTION_TYPES = ("color", "shape", "count", "exist", "relation")
-NUMBERS = ("one", "two", "three", "four", "five", "six")
-ANSWERS = (*COLORS, *SHAPES, *NUMBERS, "yes", "no")
-"""Every answer; a sample's ``label`` indexes this tuple."""
-
-PAD, UNK, BOS, EOS, IMAGE = "<pad>", "<unk>", "<bos>", "<eos>", "<image>"
-SPECIAL_TOKENS = (PAD, UNK, BOS, EOS, IMAGE)
-_TEMPLATE_WORDS = (
-    *("what", "color", "is", "the", "shape", "object", "how", "many", "objects"),
-    *("are", "there", "a", "left", "of", "?"),
-)
 TEXT_LENGTH = 12
 """Stored length of ``text_ids`` (the longest question has 11 tokens)."""
 
@@ -214,9 +214,7 @@ def build_tokenizer() -> Any:
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
 
-    from polymodal.data.synth.shapes_text import TEXT_WORDS
-
-    words = list(dict.fromkeys((*SPECIAL_TOKENS, *_TEMPLATE_WORDS, *ANSWERS, *TEXT_WORDS)))
+    words = list(dict.fromkeys((*SPECIAL_TOKENS, *TEMPLATE_WORDS, *ANSWERS, *TEXT_WORDS)))
     tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
@@ -323,6 +321,7 @@ def build_shapes_vqa(**options: Any) -> Path:
     Raises:
         ConfigError: an unknown option or an impossible size.
     """
+    check_option_types(ShapesVQAConfig, options, "Shapes-VQA")
     try:
         config = ShapesVQAConfig(**options)
     except TypeError as error:
@@ -344,7 +343,10 @@ def build_shapes_vqa(**options: Any) -> Path:
             f"Shapes-VQA needs 1 <= min_objects <= max_objects <= {len(NUMBERS)}, "
             f"got {config.min_objects} and {config.max_objects}"
         )
-    return cached_build("shapes_vqa", VERSION, asdict(config), lambda f: build(config, f))
+    code = ("polymodal.data.synth.shapes_vqa",)
+    return cached_build(
+        "shapes_vqa", VERSION, asdict(config), lambda f: build(config, f), code=code
+    )
 
 
 class ShapesVQA(Dataset[dict[str, Tensor]]):

@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from polymodal.data.synth import espeak_worker as protocol
+from polymodal.errors import ConfigError
 
 if TYPE_CHECKING:
     import queue
@@ -84,9 +85,9 @@ _PROGRESS_MIN = 200  # show a progress bar above this many utterances
 
 def _check_range(what: str, value: object, bounds: tuple[int, int]) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{what} must be an int in {bounds[0]}..{bounds[1]}, got {value!r}")
+        raise ConfigError(f"{what} must be an int in {bounds[0]}..{bounds[1]}, got {value!r}")
     if not bounds[0] <= value <= bounds[1]:
-        raise ValueError(f"{what} must be in {bounds[0]}..{bounds[1]}, got {value}")
+        raise ConfigError(f"{what} must be in {bounds[0]}..{bounds[1]}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Voice:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or "\0" in self.name:
-            raise ValueError(f"voice name must be a non-empty string, got {self.name!r}")
+            raise ConfigError(f"voice name must be a non-empty string, got {self.name!r}")
         _check_range("pitch", self.pitch, PITCH_RANGE)
         _check_range("rate", self.rate, RATE_RANGE)
         _check_range("volume", self.volume, VOLUME_RANGE)
@@ -132,11 +133,11 @@ class Utterance:
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
-            raise ValueError(f"utterance text must be a non-empty string, got {self.text!r}")
+            raise ConfigError(f"utterance text must be a non-empty string, got {self.text!r}")
         if "\0" in self.text:
-            raise ValueError(f"utterance text must not contain NUL characters: {self.text!r}")
+            raise ConfigError(f"utterance text must not contain NUL characters: {self.text!r}")
         if not isinstance(self.voice, Voice):
-            raise ValueError(f"utterance voice must be a Voice, got {type(self.voice).__name__}")
+            raise ConfigError(f"utterance voice must be a Voice, got {type(self.voice).__name__}")
         _check_range("seed", self.seed, (0, 2**32 - 1))
 
 
@@ -199,7 +200,7 @@ def _check_voice_name(name: str) -> None:
     if known_language and (not variant or variant in variants()):
         return
     what = f"language {language!r}" if not known_language else f"variant {variant!r}"
-    raise ValueError(
+    raise ConfigError(
         f"unknown espeak-ng voice {name!r}: no {what}. A voice is 'language' or "
         "'language+variant'; list them with polymodal.data.synth.speech.languages() "
         "and polymodal.data.synth.speech.variants()."
@@ -265,13 +266,13 @@ def sample_voices(
         for value in bounds:
             _check_range(what, value, limits)
         if bounds[0] > bounds[1]:
-            raise ValueError(f"{what} range must be (lo, hi) with lo <= hi, got {bounds}")
+            raise ConfigError(f"{what} range must be (lo, hi) with lo <= hi, got {bounds}")
     if not languages or not variants:
-        raise ValueError("sample_voices needs at least one language and one variant")
+        raise ConfigError("sample_voices needs at least one language and one variant")
     axes = (len(languages), len(variants), *(hi - lo + 1 for lo, hi in (pitch, rate, volume)))
     total = int(np.prod(axes))
     if not 0 <= n <= total:
-        raise ValueError(f"cannot draw {n} distinct voices from {total} combinations")
+        raise ConfigError(f"cannot draw {n} distinct voices from {total} combinations")
     rng = np.random.default_rng(seed)
     flat = rng.choice(total, size=n, replace=False)  # distinct cells of the grid
     cells = np.unravel_index(flat, axes)
@@ -360,7 +361,7 @@ def _validate(utterances: Sequence[Utterance]) -> list[Utterance]:
     items = list(utterances)
     for i, item in enumerate(items):
         if not isinstance(item, Utterance):
-            raise ValueError(f"utterances[{i}] must be an Utterance, got {type(item).__name__}")
+            raise ConfigError(f"utterances[{i}] must be an Utterance, got {type(item).__name__}")
     for name in sorted({u.voice.name for u in items}):
         _check_voice_name(name)
     return items
@@ -413,7 +414,7 @@ class SpeechSynthesizer:
             raise RuntimeError("speech synthesis needs os.fork(), which this platform lacks")
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
-            raise ValueError(f"workers must be >= 1, got {count}")
+            raise ConfigError(f"workers must be >= 1, got {count}")
         self._library, self._data = _loader_paths()
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()  # one batch at a time: the pipes carry one conversation
@@ -698,7 +699,9 @@ def synthesize(
         return {"utterances": len(waves), "seconds": round(len(samples) / SAMPLE_RATE, 3)}
 
     params = {"batch": batch_key(items, trim), "count": len(items)}
-    folder = cached_build("speech", CACHE_VERSION, params, build)
+    folder = cached_build(
+        "speech", CACHE_VERSION, params, build, code=("polymodal.data.synth.speech",)
+    )
     with np.load(folder / "speech.npz") as stored:
         samples, offsets = stored["samples"], stored["offsets"]
     if len(offsets) != len(items) + 1 or offsets[-1] != len(samples):

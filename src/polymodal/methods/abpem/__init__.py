@@ -20,7 +20,7 @@ Parts:
 - :mod:`.experiment` — test streams and the cached AV-Digits source model.
 
 Corrupted data: :mod:`polymodal.data.corrupt`. Command line: ``polymodal adapt``
-(:mod:`.cli`); claim check ``abpem`` in :mod:`.claim`.
+(:mod:`polymodal.cli.adapt`); claim check ``abpem`` in :mod:`.claim`.
 
 The names below load on first use, so the command line can import the parser
 without importing torch.
@@ -28,8 +28,9 @@ without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polymodal.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from polymodal.methods.abpem.adapt import AdaptStep, TestTimeAdapter, select_parameters
@@ -44,37 +45,37 @@ if TYPE_CHECKING:
         make_method,
     )
     from polymodal.methods.abpem.model import (
+        AVFusionOutput,
         AVFusionTransformer,
-        FusionOutput,
         FusionTokens,
         build_av_fusion_transformer,
     )
 
 _EXPORTS = {
-    "AdaptStep": "adapt",
-    "TestTimeAdapter": "adapt",
-    "select_parameters": "adapt",
-    "attention_gap": "gap",
-    "bootstrapping_loss": "gap",
-    "gaussian_kl": "gap",
-    "ABPEM": "methods",
-    "METHODS": "methods",
-    "READ": "methods",
-    "Method": "methods",
-    "NoAdaptation": "methods",
-    "Tent": "methods",
-    "make_method": "methods",
-    "AVFusionTransformer": "model",
-    "FusionOutput": "model",
-    "FusionTokens": "model",
-    "build_av_fusion_transformer": "model",
+    "AdaptStep": ".adapt",
+    "TestTimeAdapter": ".adapt",
+    "select_parameters": ".adapt",
+    "attention_gap": ".gap",
+    "bootstrapping_loss": ".gap",
+    "gaussian_kl": ".gap",
+    "ABPEM": ".methods",
+    "METHODS": ".methods",
+    "READ": ".methods",
+    "Method": ".methods",
+    "NoAdaptation": ".methods",
+    "Tent": ".methods",
+    "make_method": ".methods",
+    "AVFusionTransformer": ".model",
+    "AVFusionOutput": ".model",
+    "FusionTokens": ".model",
+    "build_av_fusion_transformer": ".model",
 }
 
 __all__ = [
     "ABPEM",
     "AVFusionTransformer",
     "AdaptStep",
-    "FusionOutput",
+    "AVFusionOutput",
     "FusionTokens",
     "METHODS",
     "Method",
@@ -91,8 +92,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,7 @@ provides; a user's model needs the same):
 
 - ``encode(batch) -> FusionTokens`` — the modality encoders: tokens (B, N, D),
   ``segments`` ({modality: slice of N}), ``padding`` (B, N) and ``present``;
-- ``fuse(tokens, return_attention) -> FusionOutput`` — the fusion layer and head:
+- ``fuse(tokens, return_attention) -> AVFusionOutput`` — the fusion layer and head:
   ``logits`` (B, C) and, when asked, ``attention_logits`` (B, H, N, N) pre-softmax;
 - ``fusion_attention`` — the fusion attention module, with ``q_proj``, ``k_proj``
   and ``v_proj`` (for the default ``"fusion_qkv"`` selection);

@@ -340,7 +340,7 @@ def run(context: Context) -> Outcome:
     from polymodal.methods.abpem.adapt import select_parameters
     from polymodal.methods.abpem.experiment import source_model
     from polymodal.methods.abpem.plots import gap_vs_severity
-    from polymodal.methods.subtype_fusion.claim import single_threaded
+    from polymodal.runtime import single_threaded
 
     suite_key = suite_name(context.quick)
     suite = SUITES[suite_key]

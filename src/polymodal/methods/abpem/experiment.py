@@ -1,5 +1,7 @@
 """Test streams, adaptation runs and the cached AV-Digits model shared by the claim and the CLI.
 
+:func:`corrupted_test_split` gives a trained run's test split under one corruption.
+
 A *stream* is a corrupted test set cut into batches in a seeded order. Every method
 sees the same batches; each run starts from the source model
 (:meth:`~polymodal.methods.abpem.adapt.TestTimeAdapter.reset`) and adapts online.
@@ -16,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from polymodal.data.cache import home, params_key
+from polymodal.data.cache import run_folder
+from polymodal.errors import ConfigError
 from polymodal.methods.abpem.adapt import TestTimeAdapter
 from polymodal.methods.abpem.methods import make_method
 from polymodal.methods.abpem.model import FusionTokens
@@ -34,7 +37,7 @@ BATCH_SIZE = 16
 def experiment(quick: bool = False) -> ExperimentConfig:
     """The source model's training run (quick: a small data set and two epochs).
 
-    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config.
+    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config and code.
     """
     values = {
         "name": "abpem-av-digits",
@@ -57,7 +60,12 @@ def experiment(quick: bool = False) -> ExperimentConfig:
         "trainer": {"max_epochs": 2 if quick else 5, "patience": None, "progress_bar": False},
     }
     config = from_dict(ExperimentConfig, values)
-    config.out_dir = str(home() / "bench" / "abpem" / params_key(config.to_dict()))
+    code = (
+        "polymodal.train.recipe",
+        "polymodal.methods.abpem.model",
+        "polymodal.data.synth.av_digits",
+    )
+    config.out_dir = str(run_folder("bench/abpem", config.to_dict(), code=code))
     return config
 
 
@@ -67,11 +75,10 @@ def source_model(quick: bool = False) -> tuple[ExperimentConfig, nn.Module, dict
     Returns:
         ``(config, model in eval mode, its test metrics on clean data)``.
     """
-    from polymodal.bench.fusion import train_cached
-    from polymodal.train.recipe import load_trained
+    from polymodal.train.recipe import load_trained, train_cached
 
     config = experiment(quick)
-    metrics = train_cached(config)
+    metrics = train_cached(config).metrics
     _, model, _ = load_trained(config.out_dir)
     return config, model, metrics
 
@@ -177,3 +184,60 @@ def make_adapters(
         name: TestTimeAdapter(copy.deepcopy(model), make_method(name), **options)
         for name in methods
     }
+
+
+def corrupted_test_split(
+    config: ExperimentConfig, corruption: Any, seed: int, samples: int = 0
+) -> dict[str, Any]:
+    """A run's test split with one modality corrupted, as stacked tensors.
+
+    AV-Digits and AV-MNIST corrupt audio on the waveform; any other data set with an
+    ``image`` modality takes the image corruptions.
+
+    Args:
+        config: the run's config (its ``data`` section names the data set).
+        corruption: a :class:`~polymodal.data.corrupt.Corruption`, or None for clean data.
+        seed: seed of the corruption.
+        samples: keep the first N samples (0: all).
+
+    Returns:
+        ``{key: (N, ...) tensor}``, the modalities and ``label``.
+
+    Raises:
+        ConfigError: AV-MNIST without its folders, or an audio corruption of a data
+            set that offers no waveforms.
+    """
+    from polymodal.data.corrupt import av_digits_c, av_mnist_c, corrupt_images
+
+    options = dict(config.data.options)
+    name = config.data.name
+    if name == "av_digits":
+        indices = list(range(samples)) if samples else None
+        return dict(av_digits_c(corruption, seed=seed, indices=indices, **options).tensors)
+    elif name == "av_mnist":
+        folders = {k: options.pop(k, None) for k in ("mnist_folder", "fsdd_root")}
+        if not all(folders.values()):
+            raise ConfigError("av_mnist needs data.options.mnist_folder and fsdd_root")
+        tensors = dict(
+            av_mnist_c(
+                folders["mnist_folder"], folders["fsdd_root"], corruption, seed, **options
+            ).tensors
+        )
+    else:
+        from polymodal.data.contract import collate
+        from polymodal.data.registry import build_dataset
+
+        if corruption is not None and corruption.modality != "image":
+            raise ConfigError(
+                f"audio corruptions need waveforms; data set {name!r} only offers features "
+                "(supported: av_digits, av_mnist)"
+            )
+        dataset = build_dataset(name, "test", **options)
+        tensors = collate([dataset[i] for i in range(len(dataset))])  # type: ignore[arg-type]
+        if corruption is not None:
+            tensors["image"] = corrupt_images(
+                tensors["image"], corruption.name, corruption.severity, seed
+            )
+    if samples:
+        tensors = {k: v[:samples] for k, v in tensors.items()}
+    return tensors

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from polymodal.errors import ConfigError
+
 
 def gaussian_kl(p_mean: Tensor, p_std: Tensor, q_mean: Tensor, q_std: Tensor) -> Tensor:
     """KL(N(p_mean, p_std²) ‖ N(q_mean, q_std²)), element-wise (closed form)."""
@@ -64,7 +66,7 @@ def attention_gap(
         (B,) the summed Gaussian KL divergences.
     """
     if len(segments) < 2:
-        raise ValueError(f"the attention gap needs two modalities, got {list(segments)}")
+        raise ConfigError(f"the attention gap needs two modalities, got {list(segments)}")
     stats = block_statistics(attention_logits, segments)
     gap = attention_logits.new_zeros(attention_logits.shape[0])
     for k in segments:

@@ -1,7 +1,7 @@
 """Test-time adaptation objectives: none, Tent, READ and ABPEM.
 
 Each method names the parameters it adapts by default and computes its loss from one
-adaptation forward (a :class:`~polymodal.methods.abpem.model.FusionOutput` over the
+adaptation forward (a :class:`~polymodal.methods.abpem.model.AVFusionOutput` over the
 current batch, plus cached samples for ABPEM). With p_b = softmax(logits_b) the
 prediction of sample b of a batch of B:
 
@@ -44,7 +44,7 @@ from torch import Tensor
 
 from polymodal.errors import ConfigError
 from polymodal.methods.abpem.gap import bootstrapping_loss
-from polymodal.methods.abpem.model import FusionOutput
+from polymodal.methods.abpem.model import AVFusionOutput
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -109,7 +109,7 @@ class Method:
     needs_attention: ClassVar[bool] = False
     cache_size: int = 0
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         """The loss to minimise and its named terms (floats, for logging)."""
         raise NotImplementedError(f"{self.name} does not adapt")
 
@@ -126,7 +126,7 @@ class Tent(Method):
     name: ClassVar[str] = "tent"
     params: ClassVar[str] = "norm"
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         loss = entropy(out.logits).mean()
         return loss, {"entropy": loss.item()}
 
@@ -149,7 +149,7 @@ class READ(Method):
     name: ClassVar[str] = "read"
     params: ClassVar[str] = "fusion_qkv"
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         confidence = confidence_entropy(out.logits).mean()
         bal = _balance_term(out.logits, summed=True)
         return confidence - bal, {"confidence": confidence.item(), "balance": bal.item()}
@@ -179,9 +179,9 @@ class ABPEM(Method):
     balance_weight: float = 1.0
     cache_size: int = 16
 
-    def objective(self, out: FusionOutput) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         if out.attention_logits is None or out.fused is None:
-            raise ValueError("ABPEM needs the fusion attention logits and the fused tokens")
+            raise ConfigError("ABPEM needs the fusion attention logits and the fused tokens")
         k = self.top_k or default_top_k(out.logits.shape[-1])
         pem = principal_entropy(out.logits, k).mean()
         bal = _balance_term(out.logits)

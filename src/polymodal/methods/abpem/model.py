@@ -12,7 +12,7 @@ Layout (as the fine-tuned CAV-MAE that ABPEM adapts, at toy size):
 The model splits in two halves so that test-time adaptation can cache encoder
 output and re-run only the fusion layer: :meth:`AVFusionTransformer.encode` gives
 :class:`FusionTokens`, :meth:`AVFusionTransformer.fuse` gives a
-:class:`FusionOutput`. This is the whole interface
+:class:`AVFusionOutput`. This is the whole interface
 :class:`~polymodal.methods.abpem.adapt.TestTimeAdapter` needs (see there).
 
 Missing modality (absent from the batch, or ``<m>_mask`` False for a sample): its
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import MultiHeadAttention, TransformerBlock
 from polymodal.modules.encoders import ViTEncoder
 
@@ -76,8 +76,10 @@ class FusionTokens:
 
 
 @dataclass
-class FusionOutput:
-    """What :class:`AVFusionTransformer` returns.
+class AVFusionOutput:
+    """What :class:`AVFusionTransformer` returns: class scores and, for adaptation, the
+    fusion attention's logits and the tokens it read (the generic fusion heads return
+    :class:`polymodal.modules.fusion.FusionOutput` instead).
 
     Attributes:
         logits: (B, C) class scores.
@@ -121,7 +123,7 @@ class SpectrogramPatches(ViTEncoder):
         n_mels, frames = int(shape[0]), int(shape[1])
         band, width = int(patch[0]), int(patch[1])
         if n_mels % band or frames < width:
-            raise ValueError(f"audio patch {tuple(patch)} must tile {n_mels} bands x {frames}")
+            raise ConfigError(f"audio patch {tuple(patch)} must tile {n_mels} bands x {frames}")
         # a one-channel (F, T') image, T' cropped to whole patches, without a CLS token
         cropped = (n_mels, frames - frames % width)
         super().__init__(
@@ -163,7 +165,7 @@ class AVFusionTransformer(nn.Module):
         super().__init__()
         unknown = sorted(set(encoders) - set(ORDER))
         if unknown or not encoders:
-            raise ValueError(
+            raise ConfigError(
                 f"encoders must be a non-empty subset of {ORDER}, got {list(encoders)}"
             )
         self.order = tuple(m for m in ORDER if m in encoders)
@@ -223,7 +225,7 @@ class AVFusionTransformer(nn.Module):
             raise DataError(f"samples {bad} carry none of the modalities {list(self.order)}")
         return FusionTokens(torch.cat(parts, dim=1), segments, padding, masks)
 
-    def fuse(self, fused: FusionTokens, return_attention: bool = False) -> FusionOutput:
+    def fuse(self, fused: FusionTokens, return_attention: bool = False) -> AVFusionOutput:
         """Run the shared fusion layer and the head.
 
         Args:
@@ -231,7 +233,7 @@ class AVFusionTransformer(nn.Module):
             return_attention: also return the fusion attention's pre-softmax logits.
 
         Returns:
-            :class:`FusionOutput` with logits (B, C) and, when asked, attention
+            :class:`AVFusionOutput` with logits (B, C) and, when asked, attention
             logits (B, H, N, N).
         """
         padding = fused.padding if bool(fused.padding.any()) else None
@@ -239,9 +241,11 @@ class AVFusionTransformer(nn.Module):
         x = self.norm(out.output)  # (B, N, D)
         keep = (~fused.padding).to(x.dtype)[..., None]  # (B, N, 1)
         pooled = (x * keep).sum(dim=1) / keep.sum(dim=1)  # mean over present tokens
-        return FusionOutput(self.head(pooled), out.logits, fused)
+        return AVFusionOutput(self.head(pooled), out.logits, fused)
 
-    def forward(self, batch: Mapping[str, Tensor], return_attention: bool = False) -> FusionOutput:
+    def forward(
+        self, batch: Mapping[str, Tensor], return_attention: bool = False
+    ) -> AVFusionOutput:
         """``fuse(encode(batch))``; see :meth:`encode` and :meth:`fuse`."""
         return self.fuse(self.encode(batch), return_attention)
 
@@ -283,10 +287,10 @@ def build_av_fusion_transformer(
         ValueError: unknown fusion or modality, missing shape, bad options.
     """
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+        raise ConfigError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
     unknown = sorted(set(modalities) - set(ORDER))
     if unknown:
-        raise ValueError(f"modalities {unknown} are not supported; use {list(ORDER)}")
+        raise ConfigError(f"modalities {unknown} are not supported; use {list(ORDER)}")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
@@ -299,12 +303,12 @@ def build_av_fusion_transformer(
             options.pop("encoder", None)
             shape = options.pop("shape", None)
             if shape is None:
-                raise ValueError(f"modality {name!r} needs its per-sample 'shape'")
+                raise ConfigError(f"modality {name!r} needs its per-sample 'shape'")
             shapes[name] = tuple(int(s) for s in shape)
             patch = options.pop("patch", 7 if name == "image" else (40, 5))
             depth = int(options.pop("depth", 1))
             if options:
-                raise ValueError(f"unknown options for {name!r}: {sorted(options)}")
+                raise ConfigError(f"unknown options for {name!r}: {sorted(options)}")
             if name == "image":
                 encoders[name] = ViTEncoder(
                     tuple(shape[1:]),

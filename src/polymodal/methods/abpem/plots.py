@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from polymodal.bench.plots import pyplot, save_figure
+from polymodal.plots import pyplot, save_figure
 
 
 def gap_vs_severity(

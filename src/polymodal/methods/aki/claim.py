@@ -16,11 +16,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
-from polymodal.bench.plots import bar_chart
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES
+from polymodal.plots import bar_chart
 from polymodal.train.vlm import cached_vlm
 
 RULES = ("causal", "mma")

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.hf.llava import positions_from_mask
-from polymodal.methods.aki.mask import attention_mask_4d, modality_spans
+from polymodal.modules.masks import attention_mask_4d, modality_spans
 
 
 def check_left_padded(attention_mask: Tensor) -> None:

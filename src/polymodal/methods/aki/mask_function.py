@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from polymodal.methods.aki.mask import ModalitySpans
+from polymodal.modules.masks import ModalitySpans
 
 MaskFunction = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 

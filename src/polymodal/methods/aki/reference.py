@@ -16,7 +16,7 @@ from torch import Tensor
 
 from polymodal.hf.llava import positions_from_mask
 from polymodal.methods.aki.generate import check_left_padded, fill_token, next_tokens
-from polymodal.methods.aki.mask import attention_mask_4d, modality_spans
+from polymodal.modules.masks import attention_mask_4d, modality_spans
 
 
 @torch.no_grad()

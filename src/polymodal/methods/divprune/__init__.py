@@ -8,7 +8,8 @@ Library API (selection on visual tokens of shape (B, M, D)):
   dispatches by name;
 - :func:`~.select.keep_count` — K = round(r·M).
 
-On Hugging Face LLaVA models use :func:`polymodal.hf.llava.prune_and_generate`.
+On Hugging Face LLaVA models use :func:`~.llava.prune_and_generate` (and the FLOP
+model :func:`~.llava.prefill_flops`).
 The claim check lives in :mod:`.claim` (imported by ``polymodal bench``).
 """
 

@@ -24,12 +24,8 @@ from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.vlm import vlm_config
 from polymodal.data.synth.shapes_vqa import QUESTION_TYPES, load_shapes_vqa
-from polymodal.hf.llava import (
-    fastv_scores,
-    image_features,
-    next_token_logits,
-    prune_inputs,
-)
+from polymodal.hf.llava import image_features
+from polymodal.methods.divprune.llava import fastv_scores, next_token_logits, prune_inputs
 from polymodal.methods.divprune.plots import accuracy_plot, kept_tokens_figure
 from polymodal.methods.divprune.select import keep_count, select_tokens
 from polymodal.train.vlm import TrainedVLM, accuracy_by_type, cached_vlm

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from polymodal.bench.plots import pyplot, save_figure
-from polymodal.hf.llava import fastv_scores, image_features
+from polymodal.hf.llava import image_features
+from polymodal.methods.divprune.llava import fastv_scores
 from polymodal.methods.divprune.select import keep_count, select_tokens
+from polymodal.plots import pyplot, save_figure
 from polymodal.train.vlm import TrainedVLM
 from polymodal.train.vqa_batches import VQACollator
 

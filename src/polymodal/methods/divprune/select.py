@@ -24,7 +24,8 @@ every remaining token duplicates a kept token).
 
 Baselines: :func:`random_tokens`, :func:`fastv_tokens` (the tokens an attention
 score ranks highest; the score comes from the model, see
-:func:`polymodal.hf.llava.fastv_scores`) and :func:`uniform_tokens` (strided).
+:func:`polymodal.methods.divprune.llava.fastv_scores`) and :func:`uniform_tokens`
+(strided).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 
 METHODS = ("divprune", "random", "fastv", "uniform")
 """Selection methods known to :func:`select_tokens`."""
@@ -59,6 +60,18 @@ def _check_count(num_tokens: int, keep: int) -> None:
         raise ConfigError(f"cannot keep {keep} of {num_tokens} visual tokens (need 1 <= K <= M)")
 
 
+def _check_finite(values: Tensor, what: str) -> None:
+    """Raise for NaN/Inf: a NaN distance would overwrite a kept token's marker and the
+    greedy loop would pick that token again (duplicate kept indices, no error)."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        sample = int(bad.flatten(1).any(dim=1).nonzero()[0])
+        raise DataError(
+            f"{what} contain NaN or Inf (first in sample {sample} of {values.shape[0]}); "
+            "DivPrune needs finite visual-token features: check the vision tower's output"
+        )
+
+
 def cosine_distance(features: Tensor) -> Tensor:
     """Pairwise cosine distances ``1 - cos`` in float32, with an exact-zero diagonal.
 
@@ -72,9 +85,13 @@ def cosine_distance(features: Tensor) -> Tensor:
 
     Returns:
         (B, M, M) float32 distances in [0, 2].
+
+    Raises:
+        DataError: features not (B, M, D), or holding NaN or Inf.
     """
     if features.dim() != 3:
-        raise ValueError(f"features must have shape (B, M, D), got {tuple(features.shape)}")
+        raise DataError(f"features must have shape (B, M, D), got {tuple(features.shape)}")
+    _check_finite(features, "features")
     unit = F.normalize(features.float(), dim=-1)
     if features.is_cuda and features.dtype in (torch.float16, torch.bfloat16):
         unit = unit.to(features.dtype)
@@ -92,9 +109,13 @@ def greedy_max_min(distance: Tensor, keep: int) -> Tensor:
 
     Returns:
         (B, K) int64 token indices, the first pick first.
+
+    Raises:
+        DataError: distances holding NaN or Inf.
     """
     B, M, _ = distance.shape
     _check_count(M, keep)
+    _check_finite(distance, "distances")
     rows = torch.arange(B, device=distance.device)
     order = torch.empty(B, keep, dtype=torch.long, device=distance.device)
     if M == 1:
@@ -170,7 +191,7 @@ def fastv_tokens(scores: Tensor, keep: int) -> Tensor:
         (B, K) int64 indices, sorted ascending.
     """
     if scores.dim() != 2:
-        raise ValueError(f"scores must have shape (B, M), got {tuple(scores.shape)}")
+        raise DataError(f"scores must have shape (B, M), got {tuple(scores.shape)}")
     _check_count(scores.shape[1], keep)
     return scores.topk(keep, dim=-1).indices.sort(dim=-1).values
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import CrossAttentionBlock
 from polymodal.modules.classifier import build_encoder
 from polymodal.modules.encoders import TabularMLP
@@ -206,10 +206,10 @@ class SubtypeFusionModel(nn.Module):
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+            raise ConfigError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
         needs_tiles, needs_genes = fusion != "genes_only", fusion != "tiles_only"
         if needs_tiles != (tile_encoder is not None) or needs_genes != (gene_encoder is not None):
-            raise ValueError(
+            raise ConfigError(
                 f"fusion {fusion!r} needs a tile encoder: {needs_tiles}, a gene encoder: "
                 f"{needs_genes}; got tile_encoder={tile_encoder is not None}, "
                 f"gene_encoder={gene_encoder is not None}"
@@ -399,11 +399,11 @@ def build_subtype_model(
         ValueError: unknown fusion or encoder, a needed modality not configured.
     """
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+        raise ConfigError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
     needed = {"tiles_only": ("tiles",), "genes_only": ("genes",)}.get(fusion, ("tiles", "genes"))
     missing = [m for m in needed if m not in modalities]
     if missing:
-        raise ValueError(f"fusion {fusion!r} needs modalities {missing}; got {list(modalities)}")
+        raise ConfigError(f"fusion {fusion!r} needs modalities {missing}; got {list(modalities)}")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
@@ -423,14 +423,14 @@ def build_subtype_model(
             options = dict(modalities["genes"])
             shape = options.pop("shape", None)
             if shape is None and "in_features" not in options:
-                raise ValueError("modality 'genes' needs 'shape': [G] or 'in_features'")
+                raise ConfigError("modality 'genes' needs 'shape': [G] or 'in_features'")
             if shape is not None:
                 shapes["genes"] = tuple(int(s) for s in shape)
                 options.setdefault("in_features", int(shape[0]))
             try:
                 gene_encoder = GeneEncoder(dim=dim, **options)
             except TypeError as error:
-                raise ValueError(f"bad options for the gene encoder: {error}") from error
+                raise ConfigError(f"bad options for the gene encoder: {error}") from error
         return SubtypeFusionModel(
             tile_encoder,
             gene_encoder,

@@ -1,0 +1,229 @@
+"""Experiment configs: YAML files with ``data:``, ``model:``, ``optim:``, ``trainer:`` sections.
+
+A config is parsed into typed dataclasses. Unknown keys, wrong types and malformed
+YAML raise :class:`~polymodal.errors.ConfigError` with the offending key's dotted
+path and, for a misspelt key, the closest valid one. Command-line overrides use
+dotted paths (``trainer.max_epochs=3``); their values are parsed as YAML scalars.
+
+The recipes' YAML files ship inside the package (``polymodal/configs/``, also
+reachable as ``configs/`` in a source checkout), so a bare name such as
+``load_config("fusion_av_digits")`` works from an installed wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from polymodal.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to train on and how to batch it.
+
+    ``options`` go to the dataset builder unchanged (e.g. AV-Digits difficulty
+    knobs, or the folders of a real dataset).
+    """
+
+    name: str = "av_digits"
+    options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """A multimodal classifier: one encoder per modality and a fusion head."""
+
+    fusion: str = "cross_attention"
+    dim: int = 64
+    modalities: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"image": {"encoder": "cnn"}, "audio": {"encoder": "spectrogram"}}
+    )
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a cosine learning-rate decay over ``trainer.max_epochs``."""
+
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class TrainerConfig:
+    """Options passed to ``lightning.Trainer`` (plus early stopping)."""
+
+    max_epochs: int = 10
+    patience: int | None = 3
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run. ``out_dir`` receives checkpoints, metrics and the exported model."""
+
+    name: str = "experiment"
+    seed: int = 0
+    out_dir: str = "runs/experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+T = TypeVar("T")
+
+PACKAGED = Path(__file__).resolve().parents[1] / "configs"
+"""The folder of the recipes' YAML files shipped with the package."""
+
+
+def packaged_configs() -> list[str]:
+    """Names of the packaged YAML configs (file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def resolve_config(path: str | Path) -> Path:
+    """The YAML file ``path`` names: an existing file, or a packaged config's bare name.
+
+    Args:
+        path: a file path, or a name like ``"fusion_av_digits"`` (with or without
+            ``.yaml``) of a config in :data:`PACKAGED`.
+
+    Returns:
+        The file to read.
+
+    Raises:
+        ConfigError: neither a file nor a packaged name (the message lists the names).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    # Only a bare name (no folder part) may mean a packaged config: a missing
+    # ``runs/x/config.yaml`` must not silently load a recipe of the same name.
+    if len(path.parts) == 1 and path.suffix in ("", ".yaml"):
+        packaged = PACKAGED / f"{path.stem}.yaml"
+        if packaged.is_file():
+            return packaged
+        raise ConfigError(
+            f"config {str(path)!r} is neither a file nor a packaged config; "
+            f"available: {', '.join(packaged_configs())}"
+        )
+    raise ConfigError(f"config file {path} does not exist")
+
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits a (simple) type annotation."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), sorted(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {path!r}{hint} (valid: {', '.join(sorted(fields))})"
+            )
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = from_dict(annotation, value or {}, path)  # type: ignore[arg-type]
+            continue
+        if isinstance(value, int) and annotation is float:
+            value = float(value)
+        if not _matches(value, annotation):
+            raise ConfigError(
+                f"config key {path!r} expects {getattr(annotation, '__name__', annotation)}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides to a nested dict (values parsed as YAML)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = values
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {key!r} is not a section")
+            node = child
+        try:
+            node[keys[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({error})") from error
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment file (or the defaults when ``path`` is None) plus overrides.
+
+    Args:
+        path: a YAML file, or the bare name of a packaged config (:func:`resolve_config`).
+        overrides: dotted ``section.key=value`` overrides applied after reading.
+
+    Raises:
+        ConfigError: missing file or unknown name, malformed YAML, unknown key, wrong type.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = resolve_config(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{path} must hold a mapping of sections, got {type(loaded).__name__}"
+            )
+        values = loaded or {}
+    return from_dict(ExperimentConfig, apply_overrides(values, overrides))
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,267 @@
+"""The supervised multimodal classification recipe: ``polymodal fit`` and ``eval``.
+
+``fit`` trains the model a config describes on the dataset it names and leaves in
+``out_dir``::
+
+    config.yaml          the resolved config (after overrides)
+    checkpoints/         Lightning checkpoints (safetensors weights), incl. last.ckpt
+    metrics.csv          per-step / per-epoch metrics (CSV logger)
+    model.safetensors    weights of the best validation epoch
+    metrics.json         best validation and final test metrics
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch import Tensor, nn
+
+from polymodal.data.contract import MODALITIES
+from polymodal.errors import ConfigError
+from polymodal.train.checkpoint import STATE, SafetensorsCheckpointIO, load_weights, save_weights
+from polymodal.train.classification import ClassificationModule
+from polymodal.train.config import ExperimentConfig, load_config, save_config
+from polymodal.train.datamodule import MultimodalDataModule
+
+LAST = "last.ckpt"
+
+
+@dataclass
+class FitResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    metrics: dict[str, float]
+    epochs: int
+
+
+def _num_classes(data: MultimodalDataModule) -> int:
+    dataset = data.dataset("train")
+    known = getattr(dataset, "num_classes", None)
+    if known is not None:
+        return int(known)
+    labels = getattr(dataset, "tensors", {}).get("label")
+    if labels is None:
+        raise ConfigError("cannot infer the number of classes; set model.options.num_classes")
+    return int(labels.max()) + 1
+
+
+DEFAULT_BUILDER = "polymodal.modules.classifier:build_classifier"
+
+
+def resolve_builder(path: str) -> Callable[..., nn.Module]:
+    """Import a model builder named ``"package.module:function"``.
+
+    Raises:
+        ConfigError: malformed path, missing module or attribute.
+    """
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ConfigError(
+            f"model.options.builder must look like 'package.module:function', got {path!r}"
+        )
+    try:
+        builder = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"model.options.builder {path!r} cannot be imported: {error}") from error
+    if not callable(builder):
+        raise ConfigError(f"model.options.builder {path!r} is not callable")
+    return builder  # type: ignore[no-any-return]
+
+
+def build_from_config(
+    config: ExperimentConfig, sample: dict[str, Tensor], num_classes: int
+) -> nn.Module:
+    """The model a config describes, with per-sample input shapes read off ``sample``.
+
+    Args:
+        config: ``model.fusion``, ``model.dim``, ``model.modalities`` and
+            ``model.options`` (``builder`` picks the builder; the rest are its options).
+        sample: one sample of the training data.
+        num_classes: number of classes C.
+    """
+    options = dict(config.model.options)
+    builder = resolve_builder(str(options.pop("builder", DEFAULT_BUILDER)))
+    options.pop("num_classes", None)
+    modalities: dict[str, dict[str, Any]] = {}
+    for name, extra in config.model.modalities.items():
+        if name not in MODALITIES:
+            raise ConfigError(f"model.modalities.{name}: unknown modality {name!r}")
+        if name not in sample:
+            provided = ", ".join(k for k in sample if k in MODALITIES)
+            raise ConfigError(
+                f"model.modalities.{name}: dataset {config.data.name!r} has no {name!r} "
+                f"(it provides {provided})"
+            )
+        modalities[name] = {"shape": list(sample[name].shape), **extra}
+    try:
+        return builder(
+            config.model.fusion,
+            modalities,
+            num_classes=num_classes,
+            dim=config.model.dim,
+            **options,
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model: {error}") from error
+
+
+def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> tuple[nn.Module, int]:
+    """The model a config describes and its number of classes C.
+
+    Input shapes are read off the first training sample; C comes from
+    ``model.options.num_classes`` or the dataset.
+    """
+    num_classes = int(config.model.options.get("num_classes", 0)) or _num_classes(data)
+    return build_from_config(config, data.dataset("train")[0], num_classes), num_classes
+
+
+def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
+    t = config.trainer
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=out_dir / "checkpoints",
+            filename="best",
+            monitor="val_acc",
+            mode="max",
+            save_last=True,
+            save_top_k=1,
+        )
+    ]
+    if t.patience is not None:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=t.patience))
+    if t.progress_bar:
+        callbacks.append(progress_bar())
+    return L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=True,
+        callbacks=callbacks,
+        logger=CSVLogger(save_dir=out_dir, name="", version=""),
+        plugins=[SafetensorsCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps,
+        num_sanity_val_steps=0,
+        **extra,
+    )
+
+
+def progress_bar() -> TQDMProgressBar:
+    """A tqdm bar redrawn every 10 steps: a bar per step costs a few % of a small step."""
+    return TQDMProgressBar(refresh_rate=10)
+
+
+def _quiet_lightning() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*Experiment logs directory.*",
+        ".*Checkpoint directory.*exists and is not empty.*",
+        ".*LeafSpec.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
+    """Train, checkpoint every epoch, then test the best epoch.
+
+    Args:
+        config: the experiment.
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists;
+            the resumed run ends with exactly the numbers of an uninterrupted one.
+    """
+    _quiet_lightning()
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last = out_dir / "checkpoints" / LAST
+    if not resume and last.exists():
+        raise ConfigError(
+            f"{out_dir} already holds a run; pass --resume to continue it or choose another out_dir"
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = MultimodalDataModule(config.data, seed=config.seed)
+    model, num_classes = build_model(config, data)
+    module = ClassificationModule(
+        model,
+        num_classes=num_classes,
+        optim=config.optim,
+        max_epochs=config.trainer.max_epochs,
+        seed=config.seed,
+    )
+    trainer = _trainer(config, out_dir)
+    if trainer.is_global_zero:
+        save_config(config, out_dir / "config.yaml")
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume and last.exists() else None)
+    checkpoint = trainer.checkpoint_callback
+    assert isinstance(checkpoint, ModelCheckpoint)
+    test = trainer.test(
+        module, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False
+    )
+    metrics = {k: float(v) for k, v in test[0].items()}
+    if checkpoint.best_model_score is not None:
+        metrics["best_val_acc"] = float(checkpoint.best_model_score)
+    metrics["world_size"] = trainer.world_size
+    if trainer.is_global_zero:
+        save_weights(module.model.state_dict(), out_dir / "model.safetensors")
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return FitResult(out_dir=out_dir, metrics=metrics, epochs=trainer.current_epoch)
+
+
+def load_trained(
+    checkpoint: str | Path,
+) -> tuple[ExperimentConfig, nn.Module, MultimodalDataModule]:
+    """Rebuild a trained model from a run folder or one of its checkpoint folders.
+
+    Args:
+        checkpoint: a run folder written by :func:`fit` (its ``model.safetensors``
+            holds the best epoch), or ``<run>/checkpoints/<name>.ckpt``.
+    """
+    path = Path(checkpoint)
+    in_checkpoints = (path / STATE).is_file()
+    run_dir = path.parent.parent if in_checkpoints else path
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(f"{path} is not a run or checkpoint folder: no {config_path} found")
+    config = load_config(config_path)
+    data = MultimodalDataModule(config.data, seed=config.seed)
+    model, _ = build_model(config, data)
+    weights = load_weights(path)
+    if in_checkpoints:  # Lightning prefixes the module's attribute name
+        weights = {k.removeprefix("model."): v for k, v in weights.items()}
+    model.load_state_dict(weights)
+    return config, model.eval(), data
+
+
+def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:
+    """Accuracy and macro-F1 of a trained run (or checkpoint) on one split of its data."""
+    _quiet_lightning()
+    config, model, data = load_trained(checkpoint)
+    module = ClassificationModule(model, num_classes=build_model(config, data)[1])
+    trainer = L.Trainer(
+        accelerator=config.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=False,
+    )
+    loader = data.test_dataloader() if split == "test" else data.val_dataloader()
+    with torch.no_grad():
+        result = trainer.test(module, dataloaders=loader, verbose=False)
+    return {k: float(v) for k, v in result[0].items()}

@@ -1,0 +1,517 @@
+"""Training a small LLaVA-style VLM on Shapes-VQA: the VQA recipe.
+
+The model is a ``transformers.LlavaForConditionalGeneration`` built from
+:class:`polymodal.hf.llava.SmallLlavaConfig` with random weights, trained in two
+stages, as LLaVA is built on a pretrained CLIP tower:
+
+0. **vision pretraining** (:mod:`polymodal.train.vision_pretrain`): the CLIP-style
+   tower learns to name the object under every patch, from the training scenes;
+1. **VQA**: projector and language model learn to answer, the tower frozen. A
+   training row asks every question about one image in turn (a conversation),
+   the loss on the answers only; evaluation asks one question per row and takes
+   the greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
+
+``attention: mma`` trains and evaluates with modality-mutual attention
+(:mod:`polymodal.methods.aki`); ``text:`` puts texts beside the questions and
+``init_from:`` fine-tunes a finished run (the text-bias recipes).
+
+A run folder holds ``config.yaml``, ``llava_config.json``, ``tokenizer.json``,
+``model.safetensors`` (the weights after the last epoch), ``metrics.json`` (test
+accuracy, overall and per question type), ``history.json`` (validation accuracy
+after each epoch, likewise) and Lightning's ``checkpoints/``
+(safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
+keeps one run per config under the polymodal cache, so a bench trains it once.
+
+Run from the shell::
+
+    python -m polymodal.train.vlm configs/shapes_vlm.yaml [section.key=value ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+import yaml
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from polymodal.data.cache import home, params_key
+from polymodal.data.synth.shapes_vqa import (
+    BOS,
+    EOS,
+    IMAGE,
+    PAD,
+    QUESTION_TYPES,
+    ShapesVQA,
+    ShapesVQAConfig,
+    load_shapes_vqa,
+)
+from polymodal.errors import ConfigError
+from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, positions_from_mask
+from polymodal.methods.aki.batch import vlm_attention_mask
+from polymodal.methods.aki.mask import ATTENTION_KINDS
+from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
+from polymodal.train.config import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    apply_overrides,
+    from_dict,
+)
+from polymodal.train.datamodule import EpochSeededSampler
+from polymodal.train.vision_pretrain import (
+    VisionPretrainConfig,
+    patch_labels,
+    pretrain_vision_tower,
+)
+from polymodal.train.vqa_batches import (
+    PromptFormat,
+    SceneConversations,
+    VQABatch,
+    VQACollator,
+    normalize_pixels,
+)
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class VLMModelConfig:
+    """Sizes of the small LLaVA (see :class:`~polymodal.hf.llava.SmallLlavaConfig`)."""
+
+    patch_size: int = 8
+    vision_hidden: int = 128
+    vision_layers: int = 2
+    text_hidden: int = 128
+    text_layers: int = 3
+    heads: int = 4
+    mlp_ratio: int = 2
+
+
+@dataclass
+class TextTrainingConfig:
+    """Texts beside the training questions (:mod:`polymodal.analysis.text_bias.data`).
+
+    Args:
+        mixture: ``None`` (no texts) or a mixture of
+            :class:`~polymodal.analysis.text_bias.data.TextAugmentedVQA`
+            (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
+        seed: draws the texts and each item's condition.
+        caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
+        position: where the text goes: ``before``/``after`` the question.
+    """
+
+    mixture: str | None = None
+    seed: int = 0
+    caution: str = "before"
+    position: str = "before"
+
+
+@dataclass
+class VLMConfig:
+    """One VLM training run: ``data:``, ``model:``, ``optim:`` and ``trainer:`` sections."""
+
+    name: str = "shapes-vlm"
+    seed: int = 0
+    out_dir: str = "runs/shapes_vlm"
+    attention: str = "causal"
+    """``"causal"`` or ``"mma"`` (modality-mutual attention, :mod:`polymodal.methods.aki`):
+    image tokens also see the question, never the answer; no extra parameters."""
+    vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
+    """Stage 0 (:mod:`polymodal.train.vision_pretrain`); ``steps: 0`` skips it."""
+    freeze_vision_tower: bool = True
+    """Keep the vision tower fixed in the VQA stage, as LLaVA keeps its CLIP tower."""
+    text: TextTrainingConfig = field(default_factory=TextTrainingConfig)
+    init_from: str | None = None
+    """A finished VLM run folder whose weights start this run (fine-tuning); the
+    vision pretraining stage is skipped then."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            name="shapes_vqa",
+            options={
+                "train": 64000,
+                "val": 2000,
+                "test": 2000,
+                "image_size": 64,
+                "train_questions": 8,
+            },
+        )
+    )
+    model: VLMModelConfig = field(default_factory=VLMModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.01))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(max_epochs=8, patience=None, progress_bar=True)
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``values``, section by section (``options`` replaced whole)."""
+    merged = dict(defaults)
+    for key, value in values.items():
+        base = defaults.get(key)
+        nested = isinstance(value, dict) and isinstance(base, dict) and key != "options"
+        merged[key] = _merge(base, value) if nested else value  # type: ignore[arg-type]
+    return merged
+
+
+def load_vlm_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> VLMConfig:
+    """Read a VLM YAML config plus dotted overrides; what neither sets keeps
+    :class:`VLMConfig`'s defaults (the whole recipe when ``path`` is None)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+    merged = _merge(VLMConfig().to_dict(), apply_overrides(values, overrides))
+    config = from_dict(VLMConfig, merged)
+    if config.attention not in ATTENTION_KINDS:
+        raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {config.attention!r}")
+    if config.data.name != "shapes_vqa":
+        raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
+    return config
+
+
+def _check_grid(config: VLMConfig) -> None:
+    """The grid layout puts one object cell on each patch; both sizes must agree."""
+    defaults = ShapesVQAConfig()
+    options = config.data.options
+    if options.get("layout", defaults.layout) != "grid":
+        return
+    image_size = int(options.get("image_size", defaults.image_size))
+    grid = int(options.get("grid", defaults.grid))
+    patch = config.model.patch_size
+    if grid * patch != image_size:
+        raise ConfigError(
+            f"Shapes-VQA grid {grid} x patch_size {patch} must equal image_size "
+            f"{image_size}; set data.options.grid={image_size // patch}"
+        )
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def small_llava_config(model: VLMModelConfig, tokenizer: Any, image_size: int) -> SmallLlavaConfig:
+    """The :class:`SmallLlavaConfig` of ``model`` for a tokenizer and image size."""
+    return SmallLlavaConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        image_token_id=tokenizer.token_to_id(IMAGE),
+        pad_token_id=tokenizer.token_to_id(PAD),
+        bos_token_id=tokenizer.token_to_id(BOS),
+        eos_token_id=tokenizer.token_to_id(EOS),
+        image_size=image_size,
+        **dataclasses.asdict(model),
+    )
+
+
+def model_mask(
+    model: Any, attention: str, input_ids: Tensor, mask: Tensor, labels: Tensor | None = None
+) -> Tensor:
+    """The ``attention_mask`` to pass the model: the 2D padding mask for causal attention
+    (transformers builds the causal rule itself), the (B, 1, T, T) MMA mask otherwise."""
+    if attention == "causal":
+        return mask
+    image_token = model.config.image_token_id
+    return vlm_attention_mask(attention, input_ids, mask, image_token, labels, model.dtype)
+
+
+@torch.no_grad()
+def predict_answers(model: Any, batch: VQABatch, attention: str = "causal") -> Tensor:
+    """The model's greedy answer token for each prompt: (B,) ids (our own forward).
+
+    Args:
+        model: the VLM.
+        batch: single-question rows.
+        attention: the rule the model was trained with (``"causal"`` or ``"mma"``).
+    """
+    input_ids, attention_mask = batch.prompt()
+    out = model(
+        input_ids=input_ids,
+        attention_mask=model_mask(model, attention, input_ids, attention_mask),
+        position_ids=positions_from_mask(attention_mask),
+        pixel_values=batch.pixel_values,
+        logits_to_keep=1,
+        use_cache=False,
+    )
+    return out.logits[:, -1].argmax(dim=-1)
+
+
+class VQAAccuracy(NamedTuple):
+    """Exact-match accuracy, overall and per question type."""
+
+    overall: float
+    per_type: dict[str, float]
+
+
+def accuracy_by_type(correct: Tensor, question_type: Tensor) -> VQAAccuracy:
+    """Accuracy from (N,) bool ``correct`` and (N,) ``question_type``."""
+    per_type = {
+        name: float(correct[question_type == i].float().mean())
+        for i, name in enumerate(QUESTION_TYPES)
+        if bool((question_type == i).any())
+    }
+    return VQAAccuracy(float(correct.float().mean()), per_type)
+
+
+class VQAModule(L.LightningModule):
+    """Answer-token cross-entropy training of a ``LlavaForConditionalGeneration``.
+
+    Args:
+        model: the VLM.
+        optim: AdamW settings (one-cycle schedule over the trainer's steps).
+        seed: base of the per-epoch reseeding (exact resumes).
+        attention: ``"causal"`` or ``"mma"``, in training and evaluation alike.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optim: OptimConfig,
+        seed: int = 0,
+        attention: str = "causal",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optim = optim
+        self.seed = seed
+        self.attention = attention
+        self._outcomes: list[tuple[Tensor, Tensor]] = []
+        self.history: list[dict[str, float]] = []
+        """Validation accuracy after each epoch, overall and per question type."""
+
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
+
+    def training_step(self, batch: VQABatch, batch_idx: int) -> Tensor:
+        mask = model_mask(
+            self.model, self.attention, batch.input_ids, batch.attention_mask, batch.labels
+        )
+        out = self.model(
+            input_ids=batch.input_ids,
+            attention_mask=mask,
+            position_ids=positions_from_mask(batch.attention_mask),
+            pixel_values=batch.pixel_values,
+            labels=batch.labels,
+            use_cache=False,
+        )
+        self.log("train_loss", out.loss, prog_bar=True, batch_size=batch.input_ids.shape[0])
+        return out.loss
+
+    def _score(self, batch: VQABatch) -> None:
+        correct = predict_answers(self.model, batch, self.attention) == batch.answer_ids
+        self._outcomes.append((correct.cpu(), batch.question_type.cpu()))
+
+    def _accuracy(self) -> VQAAccuracy:
+        correct = torch.cat([c for c, _ in self._outcomes])
+        kinds = torch.cat([k for _, k in self._outcomes])
+        self._outcomes.clear()
+        return accuracy_by_type(correct, kinds)
+
+    def validation_step(self, batch: VQABatch, batch_idx: int) -> None:
+        self._score(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        accuracy = self._accuracy()
+        self.log("val_acc", accuracy.overall, prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self.history.append(
+                {"epoch": self.current_epoch, "val_acc": accuracy.overall, **accuracy.per_type}
+            )
+
+    def test_step(self, batch: VQABatch, batch_idx: int) -> None:
+        self._score(batch)
+
+    def on_test_epoch_end(self) -> None:
+        accuracy = self._accuracy()
+        self.log("test_acc", accuracy.overall)
+        for name, value in accuracy.per_type.items():
+            self.log(f"test_acc_{name}", value)
+
+    def configure_optimizers(self) -> Any:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            trainable, lr=self.optim.lr, weight_decay=self.optim.weight_decay
+        )
+        steps = int(self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.optim.lr, total_steps=steps, pct_start=0.05
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+class TrainedVLM(NamedTuple):
+    """A trained VLM and what it needs to answer questions."""
+
+    model: Any
+    tokenizer: Any
+    fmt: PromptFormat
+    config: VLMConfig
+    metrics: dict[str, float]
+    run_dir: Path
+
+
+def _datasets(config: VLMConfig) -> dict[str, ShapesVQA]:
+    return {s: load_shapes_vqa(s, **config.data.options) for s in ("train", "val", "test")}
+
+
+def _loader(
+    dataset: Dataset[Any], collator: VQACollator, config: VLMConfig, shuffle: bool
+) -> DataLoader[Any]:
+    sampler = EpochSeededSampler(len(dataset), config.seed) if shuffle else None  # type: ignore[arg-type]
+    return DataLoader(
+        dataset,
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=config.data.num_workers,
+    )
+
+
+def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
+    """What a training batch holds: one conversation per image under causal attention,
+    else one question per row. With texts, a text-only item has no image to share;
+    under MMA the image may see its row's question but nothing after the first
+    answer (a later question has attended to that answer), so a conversation would
+    show the image only its first question while evaluation shows it each one."""
+    text = config.text
+    if text.mixture is None:
+        return conversations(train) if config.attention == "causal" else train
+    from polymodal.analysis.text_bias.data import TextAugmentedVQA
+
+    return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
+
+
+def conversations(split: ShapesVQA) -> SceneConversations:
+    """A Shapes-VQA split as one conversation per image (what training batches hold)."""
+    return SceneConversations(split, split.tensors["scene"])
+
+
+def fit_vlm(config: VLMConfig) -> TrainedVLM:
+    """Train the VLM a config describes, test it, and write its run folder.
+
+    Returns:
+        The :class:`TrainedVLM` (model in eval mode) with its test metrics.
+    """
+    from polymodal.train.recipe import _quiet_lightning
+
+    _quiet_lightning()
+    _check_grid(config)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = _datasets(config)
+    tokenizer = data["train"].tokenizer
+    image_size = int(data["train"][0]["image"].shape[-1])
+    spec = small_llava_config(config.model, tokenizer, image_size)
+    model = build_small_llava(spec, seed=config.seed)
+    if config.init_from is not None:
+        model.load_state_dict(load_weights(Path(config.init_from) / "model.safetensors"))
+    elif config.vision_pretrain.steps:
+        train = data["train"]
+        labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
+        if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            model.model.vision_tower.cuda()  # stage 0 outside Lightning: put it on the GPU
+        pretrain_vision_tower(
+            model.model.vision_tower,
+            train.tensors["images"],
+            labels,
+            config.vision_pretrain,
+            normalize_pixels,
+            seed=config.seed,
+            progress=config.trainer.progress_bar,
+        )
+    model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
+    fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
+    collator = VQACollator(fmt, context_position=config.text.position)
+    module = VQAModule(model, config.optim, config.seed, config.attention)
+    t = config.trainer
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=t.precision,  # type: ignore[arg-type]
+        logger=False,
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints")],
+        plugins=[SafetensorsCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+    )
+    trainer.fit(
+        module,
+        train_dataloaders=_loader(training_rows(data["train"], config), collator, config, True),
+        val_dataloaders=_loader(data["val"], collator, config, shuffle=False),
+    )
+    tested = trainer.test(
+        module, dataloaders=_loader(data["test"], collator, config, shuffle=False), verbose=False
+    )
+    metrics = {k: float(v) for k, v in tested[0].items()}
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (out_dir / "llava_config.json").write_text(json.dumps(spec.to_dict(), indent=2))
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    save_weights(model.state_dict(), out_dir / "model.safetensors")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir)
+
+
+def load_vlm(run_dir: str | Path) -> TrainedVLM:
+    """Rebuild a trained VLM from its run folder (nothing is downloaded)."""
+    from tokenizers import Tokenizer
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise ConfigError(f"{run_dir} is not a finished VLM run (no metrics.json inside)")
+    config = load_vlm_config(run_dir / "config.yaml")
+    spec = SmallLlavaConfig(**json.loads((run_dir / "llava_config.json").read_text()))
+    model = build_small_llava(spec)
+    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
+    tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, run_dir)
+
+
+def cached_vlm(config: VLMConfig) -> TrainedVLM:
+    """The trained VLM of ``config``, training it once under ``<cache>/vlm/<config key>``.
+
+    ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
+    killed midway) is trained again from scratch.
+    """
+    key = params_key({k: v for k, v in config.to_dict().items() if k != "out_dir"})
+    run_dir = home() / "vlm" / key
+    if (run_dir / "metrics.json").is_file():
+        return load_vlm(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m polymodal.train.vlm CONFIG [overrides]``: train and print test metrics."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(__doc__)
+        return 2
+    result = fit_vlm(load_vlm_config(args[0], args[1:]))
+    print(json.dumps({"out_dir": str(result.run_dir), **result.metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

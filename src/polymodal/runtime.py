@@ -1,0 +1,23 @@
+"""Process-level runtime settings shared by every layer (imports nothing from polymodal)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread: these models are too small to gain from more, and
+    on a shared CPU extra threads only wait for each other.
+
+    The previous thread count is restored on exit, also after an exception.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
