@@ -138,6 +138,22 @@ def test_the_cache_adds_recent_samples_to_the_adaptation_forward(tiny_model, mak
     assert seen[-1] == 3
 
 
+def test_tent_adapts_every_norm_layer_by_default(tiny_model):
+    model = tiny_model()
+    chosen = TestTimeAdapter(model, Tent()).params
+    assert set(chosen) == set(select_parameters(model, "norm"))
+    assert any(n.startswith("encoders.audio.") for n in chosen)
+    assert any(n.startswith("encoders.image.") for n in chosen)
+
+
+def test_step_encoded_refuses_tent_whose_encoders_adapt(tiny_model, make_batch):
+    adapter = TestTimeAdapter(tiny_model(), Tent())
+    with torch.no_grad():
+        tokens = adapter.model.encode(make_batch(2))  # type: ignore[operator]
+    with pytest.raises(ConfigError, match="frozen encoders"):
+        adapter.step_encoded(tokens)
+
+
 def test_the_cache_refuses_adapted_encoders(tiny_model, make_batch):
     adapter = TestTimeAdapter(tiny_model(), Tent(), params="norm", cache_size=4)
     with pytest.raises(ConfigError, match="frozen encoders"):
@@ -151,10 +167,11 @@ def test_tent_on_every_norm_adapts_the_encoders_too(tiny_model, make_batch):
     assert not torch.equal(model.encoders["image"].norm.weight, before)
 
 
-def test_step_encoded_matches_step(tiny_model, make_batch):
+@pytest.mark.parametrize("method", [ABPEM, READ])
+def test_step_encoded_matches_step(tiny_model, make_batch, method):
     batch = make_batch(5)
-    a = TestTimeAdapter(tiny_model(), ABPEM(), lr=1e-2)
-    b = TestTimeAdapter(tiny_model(), ABPEM(), lr=1e-2)
+    a = TestTimeAdapter(tiny_model(), method(), lr=1e-2)
+    b = TestTimeAdapter(tiny_model(), method(), lr=1e-2)
     with torch.no_grad():
         tokens = b.model.encode(batch)  # type: ignore[operator]
     assert torch.equal(a.step(batch).logits, b.step_encoded(tokens).logits)

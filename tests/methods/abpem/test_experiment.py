@@ -27,6 +27,8 @@ def test_each_run_starts_from_the_source_model(tiny_model, make_batch):
     first = run_stream(adapters["abpem"], stream, encoded)
     again = run_stream(adapters["abpem"], stream)  # reset first; encodes itself
     assert first.correct == again.correct and first.sizes == [4, 4, 4]
+    assert first.hits == again.hits and len(first.hits) == 12
+    assert sum(first.hits) == sum(first.correct)
     with torch.no_grad():
         source = [model(b).logits.argmax(-1) for b in stream.batches]
     expected = [int((p == y).sum()) for p, y in zip(source, stream.labels, strict=True)]
@@ -36,4 +38,4 @@ def test_each_run_starts_from_the_source_model(tiny_model, make_batch):
 def test_the_claim_check_is_registered_in_the_default_run():
     check = all_checks()["abpem"]
     assert check.default and check.paper == "arXiv 2503.02221"
-    assert "ABPEM ≥ READ ≥ Tent > no adaptation" in check.criterion
+    assert "ABPEM − READ > 0" in check.criterion and "95 % interval" in check.criterion

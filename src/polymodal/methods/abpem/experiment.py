@@ -10,6 +10,7 @@ sees the same batches; each run starts from the source model
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,12 +116,24 @@ def encode_stream(model: nn.Module, stream: Stream) -> list[FusionTokens]:
 
 @dataclass
 class RunResult:
-    """Per-batch outcome of one method on one stream."""
+    """Per-batch and per-sample outcome of one method on one stream.
+
+    Attributes:
+        method: the method's name.
+        correct, sizes, skipped: per batch, correct predictions, samples and samples
+            skipped for non-finite input.
+        hits: per sample in stream order, 1.0 when the prediction made after the
+            update is right (skipped samples count as wrong); methods run on the same
+            stream give paired items.
+        seconds: wall time of the run.
+    """
 
     method: str
     correct: list[int] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    hits: list[float] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def accuracy(self) -> float:
@@ -143,6 +156,7 @@ def run_stream(
         encoded: the stream's encoder output (:func:`encode_stream`), when the
             method keeps the encoders frozen; skips encoding again.
     """
+    started = time.perf_counter()
     adapter.reset()
     result = RunResult(adapter.method.name)
     for i, (batch, labels) in enumerate(zip(stream.batches, stream.labels, strict=True)):
@@ -151,6 +165,8 @@ def run_stream(
         result.correct.append(int(hits.sum()))
         result.sizes.append(len(labels))
         result.skipped.append(int((~out.valid).sum()))
+        result.hits.extend(hits.float().tolist())
+    result.seconds = time.perf_counter() - started
     return result
 
 

@@ -2,26 +2,36 @@
 
 Each method names the parameters it adapts by default and computes its loss from one
 adaptation forward (a :class:`~polymodal.methods.abpem.model.AVFusionOutput` over the
-current batch, plus cached samples for ABPEM):
+current batch, plus cached samples for ABPEM). With p_b = softmax(logits_b) the
+prediction of sample b of a batch of B:
 
 ============ ================================= ===============================================
 method       adapts (default)                  loss
 ============ ================================= ===============================================
 ``none``     nothing                           —
-``tent``     fusion-side LayerNorm affine      mean entropy
-``read``     fusion attention q/k/v            mean(−p_max log p_max) − L_bal
-``abpem``    fusion attention q/k/v            PEM − L_bal + w·L_AB (+ 16 cached samples)
+``tent``     every normalisation layer's       mean_b H(p_b)
+             affine weight and bias, encoders
+             included (``params="norm"``)
+``read``     fusion attention q/k/v            mean_b(−p_max,b log p_max,b) − H(softmax(Σ_b p_b))
+``abpem``    fusion attention q/k/v            mean_b PEM_k(p_b) − H(mean_b p_b) + w·L_AB
+                                               (+ 16 cached samples)
 ============ ================================= ===============================================
 
-``L_bal`` is the entropy of the batch-mean prediction (kept high against collapse);
-with a single sample in the adaptation forward it would push that prediction to
-uniform, so it is left out then. PEM sums −p log p over the ``k`` largest class
-probabilities of each sample; L_AB is :func:`~polymodal.methods.abpem.gap.bootstrapping_loss`.
+The balance terms keep the batch's predictions spread over the classes (against
+collapse). READ's is the entropy of a *softmax of the summed probabilities*, as in
+READ's official code (``p_sum = softmax(outputs).sum(0)``, ``loss_bal = H(softmax(p_sum))``;
+its ``p_max (1 − log p_max + log e⁻¹)`` is −p_max log p_max); ABPEM's is the entropy of
+the batch-mean prediction (the paper's L_bal). With a single sample in the adaptation
+forward either would only flatten that one prediction, so it is left out then. PEM
+sums −p log p over the ``k`` largest class probabilities of each sample; L_AB is
+:func:`~polymodal.methods.abpem.gap.bootstrapping_loss`.
 
-Tent normally adapts every normalisation layer; here it adapts the LayerNorms after
-the modality encoders (in the fusion layer and before the head), the same part of
-the network READ and ABPEM adapt, and the encoders then stay frozen (``params="norm"``
-on :class:`~polymodal.methods.abpem.adapt.TestTimeAdapter` gives the classic choice).
+Tent adapts the affine parameters of every LayerNorm, BatchNorm and GroupNorm of the
+model, the encoders' included, as in the Tent paper (Wang et al., ICLR 2021); its
+update therefore back-propagates through the encoders and needs a full forward per
+batch (:meth:`~polymodal.methods.abpem.adapt.TestTimeAdapter.step`). READ and ABPEM
+adapt only parameters after the encoders, so their encoder output can be computed
+once per batch and shared (``step_encoded``).
 """
 
 from __future__ import annotations
@@ -58,9 +68,20 @@ def confidence_entropy(logits: Tensor) -> Tensor:
 
 
 def balance(logits: Tensor) -> Tensor:
-    """(B, C) logits -> scalar entropy of the batch-mean prediction."""
+    """(B, C) logits -> scalar H(mean_b p_b), the entropy of the batch-mean prediction (ABPEM)."""
     mean = logits.softmax(dim=-1).mean(dim=0)
     return -(mean * mean.clamp_min(1e-12).log()).sum()
+
+
+def summed_balance(logits: Tensor) -> Tensor:
+    """(B, C) logits -> scalar H(softmax(Σ_b p_b)), READ's balance term.
+
+    The summed probabilities (C,) go through a second softmax before the entropy, as in
+    READ's official code. Like :func:`balance` it peaks (at log C) when the mean
+    prediction is uniform, but its scale depends on B, since the sums lie in [0, B].
+    """
+    log_q = logits.softmax(dim=-1).sum(dim=0).log_softmax(dim=-1)  # (C,)
+    return -(log_q.exp() * log_q).sum()
 
 
 def default_top_k(num_classes: int) -> int:
@@ -103,34 +124,42 @@ class Tent(Method):
     """Tent (Wang et al., ICLR 2021): minimise the mean prediction entropy."""
 
     name: ClassVar[str] = "tent"
-    params: ClassVar[str] = "fusion_norm"
+    params: ClassVar[str] = "norm"
 
     def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         loss = entropy(out.logits).mean()
         return loss, {"entropy": loss.item()}
 
 
-def _balance_term(logits: Tensor) -> Tensor:
-    """L_bal, or zero with one sample (where it would only flatten that prediction)."""
-    return balance(logits) if logits.shape[0] > 1 else logits.new_zeros(())
+def _balance_term(logits: Tensor, summed: bool = False) -> Tensor:
+    """A balance term (:func:`summed_balance` or :func:`balance`), zero with one sample
+    (where it would only flatten that prediction)."""
+    if logits.shape[0] < 2:
+        return logits.new_zeros(())
+    return summed_balance(logits) if summed else balance(logits)
 
 
 @dataclass(frozen=True)
 class READ(Method):
-    """READ (Yang et al., ICLR 2024): confident predictions, balanced over the batch."""
+    """READ (Yang et al., ICLR 2024): confident predictions, balanced over the batch.
+
+    L = mean_b(−p_max,b log p_max,b) − H(softmax(Σ_b p_b)), as in READ's official code.
+    """
 
     name: ClassVar[str] = "read"
     params: ClassVar[str] = "fusion_qkv"
 
     def objective(self, out: AVFusionOutput) -> tuple[Tensor, dict[str, float]]:
         confidence = confidence_entropy(out.logits).mean()
-        bal = _balance_term(out.logits)
+        bal = _balance_term(out.logits, summed=True)
         return confidence - bal, {"confidence": confidence.item(), "balance": bal.item()}
 
 
 @dataclass(frozen=True)
 class ABPEM(Method):
     """ABPEM (Zhao et al., AAAI 2025): principal entropy, balance, attention bootstrapping.
+
+    L = mean_b PEM_k(p_b) − H(mean_b p_b) + w·L_AB, each term with its weight below.
 
     Attributes:
         top_k: classes in the principal entropy (None: :func:`default_top_k`).
@@ -198,4 +227,5 @@ __all__ = [
     "entropy",
     "make_method",
     "principal_entropy",
+    "summed_balance",
 ]
