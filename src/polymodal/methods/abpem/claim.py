@@ -459,5 +459,10 @@ register(
             "(intervals from resampling the gap sweep's samples)"
         ),
         run=run,
+        default=False,
+        skip_reason=(
+            "about 11 min on two CPU cores (source model, a 4,800-sample test build and "
+            "13 streams of 300 updates); run it with --only abpem"
+        ),
     )
 )
