@@ -143,3 +143,13 @@ def test_eval_of_a_run_whose_config_no_longer_fits_its_weights(home, capsys):
     err = one_line_error(capsys)
     assert f"{run}: config.yaml no longer matches the saved weights" in err
     assert "has shape" in err and "but (16" in err
+
+
+def test_a_packaged_recipe_is_found_by_its_bare_name(capsys):
+    # The bare name reaches the packaged YAML (the batch-size check runs after reading it).
+    assert main(["fit", "fusion_av_digits", "data.batch_size=0"]) == 2
+    assert "data.batch_size must be >= 1" in one_line_error(capsys)
+    assert main(["fit", "no_such_recipe"]) == 2
+    error = one_line_error(capsys)
+    assert "'no_such_recipe' is neither a file nor a packaged config" in error
+    assert "fusion_av_digits" in error and "shapes_vlm" in error
