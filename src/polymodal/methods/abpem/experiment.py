@@ -124,7 +124,8 @@ AV_MNIST = AbpemBench(
     ),
     items_note=(
         "every stream holds the same pairs, and each test recording's audio repeats in "
-        "{pairs} of them (the test pool's 2,000 images repeat too), so the bootstrap over "
+        "{pairs} of them (and the test pool's 2,000 images once the pairs outnumber them), "
+        "so the bootstrap over "
         "items understates the between-recording noise: the intervals do not cover a new "
         "draw of recordings"
     ),
