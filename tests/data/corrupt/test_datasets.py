@@ -50,3 +50,17 @@ def test_av_mnist_c_corrupts_audio_on_the_waveform(shared_data):
     assert_close(clean[5]["audio"], reference[5]["audio"])
     assert torch.equal(noisy[5]["image"], clean[5]["image"])
     assert not torch.allclose(noisy[5]["audio"], clean[5]["audio"])
+
+
+def test_av_mnist_c_pairs_share_a_recording_but_not_its_noise(shared_data):
+    from polymodal.data.corrupt import av_mnist_c
+
+    folders = (shared_data / "mnist-t10k", shared_data / "fsdd")
+    clean = av_mnist_c(*folders, None, pairs_per_recording=2).tensors
+    assert torch.equal(clean["audio"][0], clean["audio"][1])  # pairs in recording order
+    assert not torch.equal(clean["image"][0], clean["image"][1])
+    some = av_mnist_c(*folders, None, indices=[1, 4], pairs_per_recording=2).tensors
+    assert torch.equal(some["image"], clean["image"][[1, 4]])
+    assert torch.equal(some["audio"], clean["audio"][[1, 4]])
+    noisy = av_mnist_c(*folders, "audio:gaussian_noise:3", pairs_per_recording=2).tensors
+    assert not torch.allclose(noisy["audio"][0], noisy["audio"][1])

@@ -65,3 +65,18 @@ def test_the_accuracy_parts_average_the_two_modalities_not_the_streams():
     accuracies["abpem"]["audio"] = [np.ones(N)] * STREAMS["audio"]  # +0.5 on audio only
     parts = criterion_parts(accuracies, rising_gaps(), resamples=50)
     assert parts[0].estimate == pytest.approx(0.25)  # not 0.5 * 2 / 5 streams
+
+
+def test_the_av_mnist_check_needs_data_and_shares_the_criterion():
+    from polymodal.bench import registry
+
+    checks = registry.all_checks()
+    check = checks["abpem_av_mnist"]
+    assert check.needs_data and not check.default
+    assert check.criterion == checks["abpem"].criterion
+    assert "min" in check.skip_reason and "--only abpem_av_mnist" in check.skip_reason
+    _, skipped = registry.select(None)
+    assert "--data" in dict(skipped)["abpem_av_mnist"]
+    run, skipped = registry.select(None, data=True)
+    assert dict(skipped)["abpem_av_mnist"] == check.skip_reason
+    assert "abpem_av_mnist" not in [c.name for c in run]

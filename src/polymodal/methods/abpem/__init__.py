@@ -17,10 +17,10 @@ Parts:
 - :mod:`.methods` — none, Tent, READ and ABPEM objectives;
 - :mod:`.adapt` — :class:`TestTimeAdapter` (the model interface it needs is in its
   module doc);
-- :mod:`.experiment` — test streams and the cached AV-Digits source model.
+- :mod:`.experiment` — test streams and the cached source models (AV-Digits, AV-MNIST).
 
 Corrupted data: :mod:`polymodal.data.corrupt`. Command line: ``polymodal adapt``
-(:mod:`polymodal.cli.adapt`); claim check ``abpem`` in :mod:`.claim`.
+(:mod:`polymodal.cli.adapt`); claim checks ``abpem`` and ``abpem_av_mnist`` in :mod:`.claim`.
 
 The names below load on first use, so the command line can import the parser
 without importing torch.

@@ -1,5 +1,9 @@
-"""Test streams, adaptation runs and the cached AV-Digits model shared by the claim and the CLI.
+"""Test streams, adaptation runs and the cached source models shared by the claims and the CLI.
 
+:class:`AbpemBench` names a data set of the comparison: :data:`AV_DIGITS` (embedded, the
+``abpem`` check) or :data:`AV_MNIST` (real, ``abpem_av_mnist``). Both train the same
+model by the same recipe (``configs/abpem_av_<data>.yaml``, which differ only in their
+data section); :func:`source_model` trains it once and caches it.
 :func:`corrupted_test_split` gives a trained run's test split under one corruption.
 
 A *stream* is a corrupted test set cut into batches in a seeded order. Every method
@@ -11,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,61 +28,148 @@ from polymodal.errors import ConfigError
 from polymodal.methods.abpem.adapt import TestTimeAdapter
 from polymodal.methods.abpem.methods import make_method
 from polymodal.methods.abpem.model import FusionTokens
-from polymodal.train.config import ExperimentConfig, from_dict
+from polymodal.train.config import ExperimentConfig, load_config
 
-BUILDER = "polymodal.methods.abpem.model:build_av_fusion_transformer"
-TRAIN_DATA = {"image_noise": 0.0, "image_occlusion": 0, "audio_snr_db": -5.0}
-"""The AV-Digits build the source model learns from: clean images, speech 5 dB under the
-noise, so that neither modality alone is perfect and a corruption of either matters."""
-QUICK_SIZES = {"train": 1500, "val": 300, "test": 500, "voices": 60}
 BATCH_SIZE = 16
 """Test batch size: between the paper's 8 (Kinetics-Sounds) and 32 (VGGSound)."""
+TEST_RECORDINGS = 300
+"""FSDD's test split (takes 0-4 of its 6 speakers x 10 digits): AV-MNIST test recordings."""
 
 
-def experiment(quick: bool = False) -> ExperimentConfig:
-    """The source model's training run (quick: a small data set and two epochs).
+@dataclass(frozen=True)
+class AbpemBench:
+    """One data set of the ABPEM comparison: where the source model learns and is tested.
 
-    The run folder lives under ``$POLYMODAL_HOME/bench/abpem``, keyed by the config and code.
+    Args:
+        name: the claim check's name (in progress lines and plot names).
+        kind: cache family of the trained source model.
+        config: the packaged recipe YAML; the model and training are the same for every
+            data set, only its data section differs.
+        quick: overrides that make the smoke size.
+        data: overrides that point the recipe at the data, from ``Context.data_dir``.
+        code: modules whose source keys the cached model, beside the recipe's and model's.
+        title: the data set's name in texts.
+        stream: data-option overrides that give a test build of about ``n`` samples.
+        gap_indices: the ``n`` test samples of the attention-gap sweep.
+        gap_note: which they are, formatted with ``n``.
+        streams_note: how the stream build is made, formatted with ``samples`` and ``pairs``.
+        items_note: what the stream items share, formatted the same way.
     """
-    values = {
-        "name": "abpem-av-digits",
-        "seed": 0,
-        "data": {
-            "name": "av_digits",
-            "options": {**TRAIN_DATA, **(QUICK_SIZES if quick else {})},
-            "batch_size": 64,
-        },
-        "model": {
-            "fusion": "shared_layer",
-            "dim": 64,
-            "modalities": {
-                "image": {"patch": 7, "depth": 1},
-                "audio": {"patch": [40, 5], "depth": 1},
-            },
-            "options": {"builder": BUILDER, "num_heads": 4},
-        },
-        "optim": {"lr": 2e-3, "weight_decay": 1e-4},
-        "trainer": {"max_epochs": 2 if quick else 5, "patience": None, "progress_bar": False},
-    }
-    config = from_dict(ExperimentConfig, values)
-    code = (
-        "polymodal.train.recipe",
-        "polymodal.methods.abpem.model",
-        "polymodal.data.synth.av_digits",
-    )
-    config.out_dir = str(run_folder("bench/abpem", config.to_dict(), code=code))
+
+    name: str
+    kind: str
+    config: str
+    quick: tuple[str, ...]
+    data: Callable[[Path | None], list[str]]
+    code: tuple[str, ...]
+    title: str
+    stream: Callable[[int], dict[str, Any]]
+    gap_indices: Callable[[int], list[int]]
+    gap_note: str
+    streams_note: str
+    items_note: str
+
+
+def _av_mnist_folders(root: Path | None) -> list[str]:
+    if root is None:
+        raise ConfigError("abpem_av_mnist needs a data folder (polymodal bench --data DIR)")
+    return [
+        f"data.options.mnist_folder={root / 'mnist-t10k'}",
+        f"data.options.fsdd_root={root / 'fsdd' / 'recordings'}",
+    ]
+
+
+AV_DIGITS = AbpemBench(
+    name="abpem",
+    kind="bench/abpem",
+    config="abpem_av_digits",
+    quick=(
+        "data.options.train=1500",
+        "data.options.val=300",
+        "data.options.test=500",
+        "data.options.voices=60",
+        "trainer.max_epochs=2",
+    ),
+    data=lambda _: [],
+    code=("polymodal.data.synth.av_digits",),
+    title="AV-Digits",
+    # Train and val are drawn by their own generators, so a larger test build leaves
+    # them, and the cached source model, unchanged.
+    stream=lambda n: {"test": n},
+    gap_indices=lambda n: list(range(n)),  # the test split is in a random order
+    gap_note="first {n} test samples",
+    streams_note="the whole test split of a {samples}-sample test build (same train/val)",
+    items_note=(
+        "every stream holds the same test samples, which reuse the test split's digit "
+        "scans and voices, so they do not cover a new draw of scans and voices"
+    ),
+)
+AV_MNIST = AbpemBench(
+    name="abpem_av_mnist",
+    kind="bench/abpem_av_mnist",
+    config="abpem_av_mnist",
+    quick=("trainer.max_epochs=2",),
+    data=_av_mnist_folders,
+    code=("polymodal.data.real.datasets",),
+    title="AV-MNIST",
+    # The test split has only 300 recordings: pairing each with several test-pool
+    # images gives paper-sized streams without touching the training data.
+    stream=lambda n: {"pairs_per_recording": max(1, n // TEST_RECORDINGS)},
+    # The test pairs are in digit order: spread the sweep's samples over every digit.
+    gap_indices=lambda n: torch.linspace(0, TEST_RECORDINGS - 1, n).round().long().tolist(),
+    gap_note="{n} test pairs (one per recording) spread evenly over the 300 test recordings",
+    streams_note=(
+        "the AV-MNIST test split with each of its test recordings paired with {pairs} "
+        "test-pool images ({samples} pairs, the source model's train/val unchanged)"
+    ),
+    items_note=(
+        "every stream holds the same pairs, and each test recording's audio repeats in "
+        "{pairs} of them (and the test pool's 2,000 images once the pairs outnumber them), "
+        "so the bootstrap over "
+        "items understates the between-recording noise: the intervals do not cover a new "
+        "draw of recordings"
+    ),
+)
+
+
+def experiment(
+    quick: bool = False, bench: AbpemBench = AV_DIGITS, data_dir: Path | None = None
+) -> ExperimentConfig:
+    """The source model's training run: the recipe YAML plus named overrides.
+
+    Args:
+        quick: a small data set (AV-Digits) and two epochs.
+        bench: the data set.
+        data_dir: the real-data folder, for data sets that need one.
+
+    Returns:
+        The config; its run folder lives under ``$POLYMODAL_HOME/<bench.kind>``, keyed by
+        the config and code.
+    """
+    named = [*bench.data(data_dir), "trainer.progress_bar=false"]
+    config = load_config(bench.config, [*named, *(bench.quick if quick else ())])
+    code = ("polymodal.train.recipe", "polymodal.methods.abpem.model", *bench.code)
+    # Where a run is written is not what it is: key with the default out_dir, as the
+    # config was keyed before it came from the YAML, so cached models stay valid.
+    params = {**config.to_dict(), "out_dir": ExperimentConfig().out_dir}
+    config.out_dir = str(run_folder(bench.kind, params, code=code))
     return config
 
 
-def source_model(quick: bool = False) -> tuple[ExperimentConfig, nn.Module, dict[str, float]]:
+def source_model(
+    quick: bool = False, bench: AbpemBench = AV_DIGITS, data_dir: Path | None = None
+) -> tuple[ExperimentConfig, nn.Module, dict[str, float]]:
     """The trained source model (trained on first use, then read from the cache).
+
+    Args:
+        quick, bench, data_dir: as for :func:`experiment`.
 
     Returns:
         ``(config, model in eval mode, its test metrics on clean data)``.
     """
     from polymodal.train.recipe import load_trained, train_cached
 
-    config = experiment(quick)
+    config = experiment(quick, bench, data_dir)
     metrics = train_cached(config).metrics
     _, model, _ = load_trained(config.out_dir)
     return config, model, metrics
@@ -187,7 +279,11 @@ def make_adapters(
 
 
 def corrupted_test_split(
-    config: ExperimentConfig, corruption: Any, seed: int, samples: int = 0
+    config: ExperimentConfig,
+    corruption: Any,
+    seed: int,
+    samples: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """A run's test split with one modality corrupted, as stacked tensors.
 
@@ -199,6 +295,7 @@ def corrupted_test_split(
         corruption: a :class:`~polymodal.data.corrupt.Corruption`, or None for clean data.
         seed: seed of the corruption.
         samples: keep the first N samples (0: all).
+        indices: keep these samples instead (before corrupting, where the data set can).
 
     Returns:
         ``{key: (N, ...) tensor}``, the modalities and ``label``.
@@ -211,8 +308,9 @@ def corrupted_test_split(
 
     options = dict(config.data.options)
     name = config.data.name
+    if indices is None and samples:
+        indices = list(range(samples))
     if name == "av_digits":
-        indices = list(range(samples)) if samples else None
         return dict(av_digits_c(corruption, seed=seed, indices=indices, **options).tensors)
     elif name == "av_mnist":
         folders = {k: options.pop(k, None) for k in ("mnist_folder", "fsdd_root")}
@@ -220,7 +318,12 @@ def corrupted_test_split(
             raise ConfigError("av_mnist needs data.options.mnist_folder and fsdd_root")
         tensors = dict(
             av_mnist_c(
-                folders["mnist_folder"], folders["fsdd_root"], corruption, seed, **options
+                folders["mnist_folder"],
+                folders["fsdd_root"],
+                corruption,
+                seed,
+                indices=indices,
+                **options,
             ).tensors
         )
     else:
@@ -238,6 +341,7 @@ def corrupted_test_split(
             tensors["image"] = corrupt_images(
                 tensors["image"], corruption.name, corruption.severity, seed
             )
-    if samples:
-        tensors = {k: v[:samples] for k, v in tensors.items()}
+        if indices is not None:
+            keep = torch.as_tensor(indices, dtype=torch.long)
+            tensors = {k: v[keep] for k, v in tensors.items()}
     return tensors
