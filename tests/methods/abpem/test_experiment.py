@@ -41,9 +41,10 @@ def test_each_run_starts_from_the_source_model(tiny_model, make_batch):
     assert run_stream(adapters["none"], stream, encoded).correct == expected
 
 
-def test_the_claim_check_is_registered_in_the_default_run():
+def test_the_claim_check_is_registered_outside_the_default_run_with_its_cost():
     check = all_checks()["abpem"]
-    assert check.default and check.paper == "arXiv 2503.02221"
+    assert not check.default and "--only abpem" in check.skip_reason
+    assert check.paper == "arXiv 2503.02221"
     assert "ABPEM − READ > 0" in check.criterion and "95 % interval" in check.criterion
 
 
