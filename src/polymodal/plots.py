@@ -30,12 +30,38 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
     return path
 
 
+def y_limits(values: Mapping[str, Sequence[float]]) -> tuple[float, float]:
+    """Y-axis limits that show every run and every ±1 std bar, padded by 10 % of their span.
+
+    Values all within [0, 1] (accuracies, F1, rates) keep the axis inside [0, 1];
+    others (seconds, losses, negative effects) are never clamped.
+
+    Args:
+        values: name -> one value per seed.
+
+    Returns:
+        ``(bottom, top)`` of the axis.
+    """
+    import numpy as np
+
+    low, high = float("inf"), float("-inf")
+    for runs in values.values():
+        mean, std = float(np.mean(runs)), float(np.std(runs))
+        low, high = min(low, min(runs), mean - std), max(high, max(runs), mean + std)
+    pad = 0.1 * (high - low) or 0.1  # a flat chart still gets some room
+    bottom, top = low - pad, high + pad
+    if low >= 0.0 and high <= 1.0:
+        bottom, top = max(0.0, bottom), min(1.0, top)
+    return bottom, top
+
+
 def bar_chart(
     values: Mapping[str, Sequence[float]],
     path: Path,
     title: str,
     ylabel: str,
     highlight: Sequence[str] = (),
+    higher_is_better: bool | None = None,
 ) -> Path:
     """Bars of the mean per name with ±1 std error bars and the individual runs as dots.
 
@@ -43,6 +69,11 @@ def bar_chart(
         values: name -> one value per seed.
         path: PNG file to write.
         highlight: names drawn in the accent colour (e.g. the fusion models).
+        higher_is_better: the metric's direction, added to the y label
+            (``"accuracy ↑"`` or ``"TPR ↓"``); None leaves the label as given.
+
+    Returns:
+        ``path``.
     """
     import numpy as np
 
@@ -56,9 +87,10 @@ def bar_chart(
     ax.bar(xs, means, yerr=stds, capsize=5, color=colors, alpha=0.85)
     for x, name in zip(xs, names, strict=True):
         ax.scatter([x] * len(values[name]), values[name], color="black", s=10, zorder=3)
-    low = min(min(v) for v in values.values())
-    ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(means) + max(stds) + 0.05))
+    ax.set_ylim(*y_limits(values))
     ax.set_xticks(xs, names, rotation=15)
+    if higher_is_better is not None:
+        ylabel += " ↑ (higher is better)" if higher_is_better else " ↓ (lower is better)"
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)

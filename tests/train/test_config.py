@@ -70,3 +70,28 @@ def test_unknown_bare_name_lists_the_packaged_configs(monkeypatch, tmp_path):
         load_config("fusion_av_digit")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "runs" / "fusion_av_digits.yaml")  # a path is never a name
+
+
+def test_auto_picks_cuda_only_when_torch_sees_a_gpu(monkeypatch):
+    import torch
+
+    from polymodal.train.config import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="device cuda asked for, but this machine has no GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="'tpu' is not one of auto, cpu, cuda"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda"
+
+
+def test_on_device_sets_the_accelerator_on_a_copy():
+    from polymodal.train.config import on_device
+
+    config = load_config(None, ["trainer.max_epochs=2"])
+    gpu = on_device(config, "cuda")
+    assert gpu.trainer.accelerator == "gpu" and gpu.trainer.max_epochs == 2
+    assert config.trainer.accelerator == "cpu"  # the original is left alone
+    assert on_device(gpu, "cpu").trainer.accelerator == "cpu"

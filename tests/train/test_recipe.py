@@ -123,3 +123,13 @@ def test_two_process_gloo_ddp_training_runs(home, tmp_path):
     test_labels = MultimodalDataModule(config.data, seed=0).dataset("test").tensors["label"]
     torch.testing.assert_close(saved.labels, test_labels.long())
     assert saved.correct().mean() == pytest.approx(metrics["test_acc"])
+
+
+def test_determinism_only_warns_where_the_run_lands_on_cuda(monkeypatch):
+    from polymodal.train.recipe import deterministic_mode
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert deterministic_mode("cpu") is True and deterministic_mode("auto") is True
+    assert deterministic_mode("gpu") == "warn" and deterministic_mode("CUDA") == "warn"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert deterministic_mode("auto") == "warn" and deterministic_mode("cpu") is True

@@ -9,7 +9,7 @@ and returns an :class:`Outcome` whose criterion parts (effects with 95 % interva
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,14 @@ class ClaimCheck:
     with ``--only`` and ``--quick``); ``skip_reason`` says why, and the report lists it.
     ``needs_data=True`` marks a check on real data: it runs only when the bench is
     given a data folder (:attr:`Context.data_dir`).
+
+    ``higher_is_better`` and ``unit`` describe the metric (``ours`` and the baselines):
+    its direction and what it counts (``"accuracy"``, ``"macro-F1"``, ``"seconds"``),
+    so the report can word a lower-is-better metric or one outside [0, 1] right.
+    ``honours_device`` says the check trains on :attr:`Context.device`; a check
+    that does not always runs on the CPU, and its record says so. ``costs`` holds
+    its last measured seconds per device at full size (None: not measured); when
+    empty, :data:`polymodal.bench.costs.MEASURED` answers.
     """
 
     name: str
@@ -94,6 +102,10 @@ class ClaimCheck:
     default: bool = True
     skip_reason: str = ""
     needs_data: bool = False
+    higher_is_better: bool = True
+    unit: str = "accuracy"
+    honours_device: bool = False
+    costs: Mapping[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,22 +133,41 @@ class Record:
     plots: list[str] = field(default_factory=list)
     notes: str = ""
     error: str | None = None
+    higher_is_better: bool = True
+    """The metric's direction: ``ours`` and the baselines are better when higher."""
+    unit: str = "accuracy"
+    """What the metric counts (``"accuracy"``, ``"TPR"``, ``"seconds"``)."""
 
 
-def environment(context: Context) -> dict[str, Any]:
+def environment(context: Context, honours_device: bool = True) -> dict[str, Any]:
     """What a float result depends on beyond the seed: reduction order changes with
-    the torch build, the number of threads and the device."""
+    the torch build, the number of threads and the device.
+
+    Args:
+        context: the run's context (its ``device`` was asked for).
+        honours_device: the check trains on ``context.device``; otherwise it ran on
+            the CPU whatever was asked, and ``requested_device`` keeps the request.
+
+    Returns:
+        torch version, threads, device, ``deterministic`` (True, or ``"warn"`` on CUDA,
+        where some kernels have no deterministic version), Python and machine.
+    """
     import platform
 
     import torch
 
-    return {
+    device = context.device if honours_device else "cpu"
+    env: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "device": context.device,
+        "device": device,
+        "deterministic": "warn" if device == "cuda" else True,
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    if device != context.device:
+        env["requested_device"] = context.device
+    return env
 
 
 def execute(check: ClaimCheck, context: Context) -> Record:
@@ -149,8 +180,10 @@ def execute(check: ClaimCheck, context: Context) -> Record:
         "claim": check.claim,
         "metric": check.metric,
         "criterion": check.criterion,
+        "higher_is_better": check.higher_is_better,
+        "unit": check.unit,
         "quick": context.quick,
-        "environment": environment(context),
+        "environment": environment(context, check.honours_device),
     }
     context.out_dir.mkdir(parents=True, exist_ok=True)
     try:

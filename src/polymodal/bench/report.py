@@ -47,8 +47,34 @@ def parts_table(parts: Sequence[Part]) -> Table:
 
 
 def environment_line(record: Record) -> str:
+    """Torch build, threads and device; says when CUDA ran with warn-only determinism
+    or when the check ran on the CPU although another device was asked for."""
     env = record.environment
-    return f"torch {env.get('torch')}, {env.get('threads')} thread(s), device {env.get('device')}"
+    line = f"torch {env.get('torch')}, {env.get('threads')} thread(s), device {env.get('device')}"
+    if env.get("deterministic") == "warn":
+        line += " (deterministic algorithms warn only: some CUDA kernels have none)"
+    if env.get("requested_device"):
+        line += f" (asked for {env['requested_device']}; this check runs on the CPU)"
+    return line
+
+
+def direction(record: Record) -> str:
+    """``"higher is better"`` or ``"lower is better"`` for the record's metric."""
+    return "higher is better" if record.higher_is_better else "lower is better"
+
+
+def value_text(value: float) -> str:
+    """A metric value for prose: 4 decimals, or thousands grouped for large values
+    (seconds, counts) where decimals only add noise."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
+def ours_cell(record: Record) -> str:
+    """``ours`` with its unit and an arrow for its direction (a table cell)."""
+    if record.ours is None:
+        return "—"
+    arrow = "↑" if record.higher_is_better else "↓"
+    return f"{value_text(record.ours)} {record.unit} {arrow}"
 
 
 def mean_std(values: Sequence[float], digits: int = 4, ddof: int = 0) -> str:
@@ -78,7 +104,8 @@ def _section(record: Record, out_dir: Path) -> str:
         "",
         f"**Criterion** (stated before running). {record.criterion}",
         "",
-        f"**Verdict: {verdict(record)}.** Metric: {record.metric}; "
+        f"**Verdict: {verdict(record)}.** Metric: {record.metric} "
+        f"({record.unit}, {direction(record)}); "
         f"seeds {record.seeds}; {record.seconds:.0f} s"
         + (" (quick size)" if record.quick else "")
         + f"; {environment_line(record)}.",
@@ -87,8 +114,10 @@ def _section(record: Record, out_dir: Path) -> str:
     if record.error:
         parts += [f"The check crashed: `{record.error}`", ""]
         return "\n".join(parts)
-    baselines = "; ".join(f"{k} {v:.4f}" for k, v in record.baselines.items())
-    parts += [f"Ours: {record.ours:.4f}." + (f" Baselines: {baselines}." if baselines else ""), ""]
+    assert record.ours is not None  # a record without an error has a value
+    baselines = "; ".join(f"{k} {value_text(v)}" for k, v in record.baselines.items())
+    ours = f"Ours: {value_text(record.ours)} {record.unit} ({direction(record)})."
+    parts += [ours + (f" Baselines: {baselines}." if baselines else ""), ""]
     decisive = parts_table(record.parts)
     for table in [decisive, *record.tables]:
         parts += [f"**{table.title}**", "", markdown_table(table.columns, table.rows), ""]
@@ -120,8 +149,11 @@ def write_report(
             part_row["verdict"] = part.verdict
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
     summary = markdown_table(
-        ["check", "method", "deciding part: effect [95 % interval]", "verdict", "seconds"],
-        [[r.name, r.method, deciding(r), verdict(r), f"{r.seconds:.0f}"] for r in records],
+        ["check", "method", "ours", "deciding part: effect [95 % interval]", "verdict", "seconds"],
+        [
+            [r.name, r.method, ours_cell(r), deciding(r), verdict(r), f"{r.seconds:.0f}"]
+            for r in records
+        ],
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
@@ -147,10 +179,13 @@ def write_report(
 
 
 def console_table(records: Sequence[Record]) -> str:
-    """A plain-text summary for the terminal: verdict and the part that decides it."""
-    lines = [f"{'check':<16}{'verdict':<15}{'seconds':>8}  deciding part"]
+    """A plain-text summary for the terminal: verdict, ours (unit, ↑ higher or ↓ lower
+    is better) and the part that decides it."""
+    lines = [f"{'check':<16}{'verdict':<15}{'seconds':>8}  {'ours':<24}deciding part"]
     for r in records:
-        lines.append(f"{r.name:<16}{verdict(r):<15}{r.seconds:>8.0f}  {deciding(r)}")
+        lines.append(
+            f"{r.name:<16}{verdict(r):<15}{r.seconds:>8.0f}  {ours_cell(r):<24}{deciding(r)}"
+        )
     return "\n".join(lines)
 
 

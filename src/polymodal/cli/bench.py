@@ -18,14 +18,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         1 when a check crashed (a claim that does not hold is not a failure), else 0.
     """
     from polymodal.bench.claims import Context, execute
-    from polymodal.bench.registry import select
+    from polymodal.bench.registry import all_checks, select
     from polymodal.bench.report import console_table, write_report
     from polymodal.errors import ConfigError
+    from polymodal.train.config import resolve_device
 
+    if args.list:
+        from polymodal.bench.listing import check_list
+
+        print(check_list(all_checks().values()))
+        return 0
+    device = resolve_device(args.device)
     data_dir = Path(args.data).expanduser() if args.data else None
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"--data {data_dir}: no such folder (it should hold fsdd/ and mnist-*/)")
-    checks, skipped = select(args.only, every=args.quick, data=data_dir is not None)
+    every = args.quick or args.all
+    checks, skipped = select(args.only, every=every, data=data_dir is not None)
     for name, reason in skipped:
         print(f"== {name}: not run ({reason})")
     out = Path(args.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}")
@@ -36,6 +44,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             out_dir=out / check.name,
             quick=args.quick,
             progress=not args.no_progress,
+            device=device,
             data_dir=data_dir,
         )
         records.append(execute(check, context))
@@ -57,7 +66,19 @@ def add_parser(commands: Any) -> None:
         ),
         epilog="example: polymodal bench --quick --only fusion,contribution --out runs/bench",
     )
-    bench.add_argument("--only", metavar="NAME[,NAME...]", help="run only these checks")
+    which = bench.add_mutually_exclusive_group()
+    which.add_argument("--only", metavar="NAME[,NAME...]", help="run only these checks")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="run every check, default or not, at full size (hours: see --list)",
+    )
+    which.add_argument(
+        "--list",
+        action="store_true",
+        help="list every check: default or not, real data or not, measured seconds on CPU "
+        "and GPU; runs nothing",
+    )
     bench.add_argument(
         "--quick",
         action="store_true",
@@ -70,6 +91,13 @@ def add_parser(commands: Any) -> None:
         default=os.environ.get("POLYMODAL_DATA"),
         help="folder with real data (fsdd/recordings, mnist-t10k/ IDX files) for the real-data "
         "checks, which are skipped without it (default: $POLYMODAL_DATA)",
+    )
+    bench.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the checks that honour it train (default auto: CUDA when torch sees a "
+        "GPU); the others run on the CPU and their records say so",
     )
     bench.add_argument("--out", metavar="DIR", help="report folder (default runs/bench-<time>)")
     bench.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -93,6 +93,7 @@ class ExperimentConfig:
 
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 PACKAGED = Path(__file__).resolve().parents[1] / "configs"
 """The folder of the recipes' YAML files shipped with the package."""
@@ -258,3 +259,52 @@ def load_config(
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+DEVICES = ("auto", "cpu", "cuda")
+"""What ``--device`` accepts: ``auto`` picks CUDA when torch sees a GPU."""
+
+
+def resolve_device(device: str) -> str:
+    """The torch device a run asked for as ``auto``, ``cpu`` or ``cuda``.
+
+    Args:
+        device: one of :data:`DEVICES`.
+
+    Returns:
+        ``"cuda"`` or ``"cpu"`` (``auto``: CUDA when ``torch.cuda.is_available()``).
+
+    Raises:
+        ConfigError: an unknown name, or ``cuda`` on a machine without a GPU.
+    """
+    if device not in DEVICES:
+        raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise ConfigError(
+            "device cuda asked for, but this machine has no GPU "
+            "(torch.cuda.is_available() is False); use --device cpu or auto"
+        )
+    if device == "auto":
+        return "cuda" if available else "cpu"
+    return device
+
+
+def on_device(config: C, device: str) -> C:
+    """A copy of ``config`` whose trainer runs on ``device`` (a check applies its
+    context's device this way; the run cache keys on the config, so CPU and GPU
+    runs never share an entry).
+
+    Args:
+        config: a config with a ``trainer.accelerator`` (:class:`ExperimentConfig`
+            or the VLM recipe's).
+        device: ``"cpu"`` or ``"cuda"`` (:func:`resolve_device`).
+
+    Returns:
+        The copy, with ``trainer.accelerator`` ``"gpu"`` for CUDA, else ``"cpu"``.
+    """
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    trainer = dataclasses.replace(config.trainer, accelerator=accelerator)  # type: ignore[attr-defined]
+    return dataclasses.replace(config, trainer=trainer)  # type: ignore[type-var]

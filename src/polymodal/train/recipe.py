@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -151,6 +151,23 @@ def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> tuple[n
     return build_from_config(config, data.dataset("train")[0], num_classes), num_classes
 
 
+def deterministic_mode(accelerator: str) -> bool | Literal["warn"]:
+    """Lightning's ``deterministic`` for ``accelerator``: True on the CPU; ``"warn"``
+    where the run lands on CUDA, since some CUDA kernels (scatter-add, index_add in
+    the backward pass) have no deterministic version and True would crash on them.
+
+    Args:
+        accelerator: ``trainer.accelerator`` (``cpu``, ``gpu``, ``cuda`` or ``auto``).
+
+    Returns:
+        True, or ``"warn"`` for ``gpu``/``cuda``, and for ``auto`` on a GPU machine.
+    """
+    name = accelerator.lower()
+    if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
+        return "warn"
+    return True
+
+
 def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
     t = config.trainer
     callbacks: list[Any] = [
@@ -174,7 +191,7 @@ def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,  # type: ignore[arg-type]
-        deterministic=True,
+        deterministic=deterministic_mode(t.accelerator),
         callbacks=callbacks,
         logger=CSVLogger(save_dir=out_dir, name="", version=""),
         plugins=[SafetensorsCheckpointIO()],

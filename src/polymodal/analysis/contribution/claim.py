@@ -455,5 +455,6 @@ register(
             f"{RHO_MIN}"
         ),
         run=run,
+        unit="Spearman's ρ",
     )
 )

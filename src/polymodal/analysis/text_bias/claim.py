@@ -219,6 +219,8 @@ register(
             "TPR trusting − SFT > 0.30; image-only accuracy SFT − trusting > −0.02"
         ),
         run=run,
+        higher_is_better=False,
+        unit="TPR",  # SFT should lower the text preference
         default=False,
         skip_reason="fine-tunes the small VLM twice after training it; run --only text_bias",
     )

@@ -241,5 +241,6 @@ register(
         metric="macro-F1 of the pooled out-of-fold predictions, patient-level stratified 5-fold CV",
         criterion=CRITERION,
         run=run,
+        unit="macro-F1",
     )
 )

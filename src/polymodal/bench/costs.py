@@ -1,0 +1,39 @@
+"""The checks' last measured costs: seconds at full size per device (``polymodal bench --list``).
+
+Measured on a 2-core CPU (the README's numbers); None where nobody has measured
+yet (every GPU cost so far). A check may declare its own ``costs``
+(:attr:`polymodal.bench.claims.ClaimCheck.costs`), which win over this table.
+Update an entry when a check's full-size run time moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from polymodal.bench.claims import ClaimCheck
+
+MEASURED: dict[str, dict[str, float | None]] = {
+    "fusion": {"cpu": 282, "cuda": None},
+    "fusion_av_mnist": {"cpu": 300, "cuda": None},  # about; 168 s at quick size
+    "divprune": {"cpu": 1200, "cuda": None},  # about 20 min
+    "aki": {"cpu": 32000, "cuda": None},  # an estimate: ten VLM trainings
+    "text_bias": {"cpu": 2100, "cuda": None},  # about 35 min
+    "subtype_fusion": {"cpu": 118, "cuda": None},
+    "contribution": {"cpu": 107, "cuda": None},
+    "abpem": {"cpu": 680, "cuda": None},  # about 11 min
+    "abpem_av_mnist": {"cpu": 336, "cuda": None},
+}
+
+
+def costs(check: ClaimCheck) -> Mapping[str, float | None]:
+    """Seconds per device (``"cpu"``, ``"cuda"``) of ``check`` at full size; a device
+    missing or None has not been measured.
+
+    Args:
+        check: a registered check.
+
+    Returns:
+        The check's own ``costs`` when it declares any, else its :data:`MEASURED` row
+        (empty for a check not in the table).
+    """
+    return check.costs or MEASURED.get(check.name, {})
