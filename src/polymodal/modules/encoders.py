@@ -116,6 +116,30 @@ class ViTOutput(NamedTuple):
     hidden_states: tuple[Tensor, ...]
 
 
+def run_blocks(
+    tokens: Tensor, blocks: nn.ModuleList, norm: nn.Module, hook: BlockHook | None = None
+) -> ViTOutput:
+    """Run tokens through transformer blocks and a final norm, keeping every layer.
+
+    Args:
+        tokens: (B, N, D) embeddings, the input of the first block.
+        blocks: :class:`~polymodal.modules.attention.TransformerBlock` s, in order.
+        norm: the final normalisation.
+        hook: optional ``hook(layer_index, tokens) -> tokens`` before each block.
+
+    Returns:
+        :class:`ViTOutput`: ``last`` = norm(output of the last block) and the
+        embeddings plus each block's output.
+    """
+    hidden = [tokens]
+    for i, block in enumerate(blocks):
+        if hook is not None:
+            tokens = hook(i, tokens)
+        tokens = block(tokens).output
+        hidden.append(tokens)
+    return ViTOutput(norm(tokens), tuple(hidden))
+
+
 class ViTEncoder(nn.Module):
     """Vision transformer: conv patch embedding, learned positions, pre-norm blocks.
 
@@ -241,15 +265,8 @@ class ViTEncoder(nn.Module):
             (B, N, D) tokens after the final LayerNorm, CLS first when enabled; a
             :class:`ViTOutput` when ``output_hidden_states``.
         """
-        t = self.embed(x)
-        hidden = [t]
-        for i, block in enumerate(self.blocks):
-            if hook is not None:
-                t = hook(i, t)
-            t = block(t).output
-            hidden.append(t)
-        last = self.norm(t)
-        return ViTOutput(last, tuple(hidden)) if output_hidden_states else last
+        out = run_blocks(self.embed(x), self.blocks, self.norm, hook)
+        return out if output_hidden_states else out.last
 
 
 class SpectrogramEncoder(nn.Module):
@@ -361,4 +378,5 @@ __all__ = [
     "ViTEncoder",
     "ViTOutput",
     "pool",
+    "run_blocks",
 ]
