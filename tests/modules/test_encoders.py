@@ -90,3 +90,70 @@ def test_tabular_mlp_k_tokens() -> None:
     enc = TabularMLP(12, dim=8, hidden=(16, 16), tokens=5)
     assert enc(torch.randn(3, 12)).shape == (3, 5, 8)
     assert enc.num_tokens() == 5
+
+
+def _small_vit() -> ViTEncoder:
+    torch.manual_seed(0)
+    return ViTEncoder(8, 4, 1, dim=8, depth=3, num_heads=2).eval()
+
+
+def test_vit_zero_hook_is_identity() -> None:
+    enc = _small_vit()
+    x = torch.randn(2, 1, 8, 8)
+    seen: list[int] = []
+
+    def zero(i: int, t: torch.Tensor) -> torch.Tensor:
+        seen.append(i)
+        return t + torch.zeros_like(t)
+
+    assert_close(enc(x, hook=zero), enc(x))
+    assert seen == [0, 1, 2]
+
+
+def test_vit_hidden_states_match_manual_forward() -> None:
+    enc = _small_vit()
+    x = torch.randn(2, 1, 8, 8)
+    out = enc(x, output_hidden_states=True)
+    t = enc.embed(x)
+    want = [t]
+    for block in enc.blocks:
+        t = block(t).output
+        want.append(t)
+    assert len(out.hidden_states) == 4  # embeddings + 3 blocks
+    for got, expected in zip(out.hidden_states, want, strict=True):
+        assert got.shape == (2, 5, 8)
+        assert_close(got, expected)
+    assert_close(out.last, enc.norm(want[-1]))
+    assert_close(out.last, enc(x))
+
+
+def test_vit_hook_on_block_one_changes_only_later_layers() -> None:
+    enc = _small_vit()
+    x = torch.randn(2, 1, 8, 8)
+    plain = enc(x, output_hidden_states=True).hidden_states
+
+    def shift(i: int, t: torch.Tensor) -> torch.Tensor:
+        return t + 1.0 if i == 1 else t
+
+    hooked = enc(x, output_hidden_states=True, hook=shift).hidden_states
+    # hidden_states[0] is the embedding, [1] the output of block 0: before the hook
+    assert_close(hooked[0], plain[0])
+    assert_close(hooked[1], plain[1])
+    for k in (2, 3):
+        assert not torch.allclose(hooked[k], plain[k])
+
+
+def test_vit_hook_may_add_prompt_tokens() -> None:
+    enc = _small_vit()
+    x = torch.randn(2, 1, 8, 8)
+    prompts = torch.randn(3, 2, 8)  # one set of P = 2 prompts per block
+
+    def deep_prompts(i: int, t: torch.Tensor) -> torch.Tensor:
+        # after block 0, replace the previous block's prompts (tokens 1..2) with new ones
+        rest = t[:, 1:] if i == 0 else t[:, 3:]
+        return torch.cat([t[:, :1], prompts[i].expand(t.shape[0], -1, -1), rest], dim=1)
+
+    out = enc(x, output_hidden_states=True, hook=deep_prompts)
+    assert out.hidden_states[0].shape == (2, 5, 8)
+    assert [h.shape[1] for h in out.hidden_states[1:]] == [7, 7, 7]
+    assert out.last.shape == (2, 7, 8)

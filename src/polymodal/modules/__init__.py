@@ -13,11 +13,22 @@ from polymodal.modules.classifier import (
     build_classifier,
     build_encoder,
 )
-from polymodal.modules.encoders import ImageCNN, SpectrogramEncoder, TabularMLP, ViTEncoder, pool
+from polymodal.modules.encoders import (
+    BlockHook,
+    ImageCNN,
+    SpectrogramEncoder,
+    TabularMLP,
+    ViTEncoder,
+    ViTOutput,
+    pool,
+)
 from polymodal.modules.fusion import CrossAttentionFusion, EarlyFusion, FusionOutput, LateFusion
+from polymodal.modules.text_encoder import SmallTextEncoder, TextEncoderOutput, masked_mean
+from polymodal.modules.vit3d import VideoViT, VolumeViT, random_masking, unshuffle
 
 __all__ = [
     "AttentionOutput",
+    "BlockHook",
     "ClassifierOutput",
     "CrossAttentionBlock",
     "CrossAttentionFusion",
@@ -28,11 +39,19 @@ __all__ = [
     "LateFusion",
     "MultiHeadAttention",
     "MultimodalClassifier",
+    "SmallTextEncoder",
     "SpectrogramEncoder",
     "TabularMLP",
+    "TextEncoderOutput",
     "TransformerBlock",
+    "VideoViT",
     "ViTEncoder",
+    "ViTOutput",
+    "VolumeViT",
     "build_classifier",
     "build_encoder",
+    "masked_mean",
     "pool",
+    "random_masking",
+    "unshuffle",
 ]

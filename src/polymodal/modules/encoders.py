@@ -7,7 +7,8 @@ train on a CPU in seconds. A pooled feature is the token mean, :func:`pool`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor, nn
@@ -96,8 +97,55 @@ class ImageCNN(nn.Module):
         return f.flatten(2).transpose(1, 2)  # (B, D, h*w) -> (B, h*w, D): one token per cell
 
 
+BlockHook = Callable[[int, Tensor], Tensor]
+"""``hook(layer_index, tokens) -> tokens``: applied to the (B, N, D) input of block
+``layer_index`` (0-based), before its attention; may return (B, N', D)."""
+
+
+class ViTOutput(NamedTuple):
+    """Output of :meth:`ViTEncoder.forward` with ``output_hidden_states=True``.
+
+    Attributes:
+        last: (B, N, D) tokens after the final LayerNorm (what the plain call returns).
+        hidden_states: ``depth + 1`` tensors (B, N_i, D): the embeddings, then each
+            block's output before the final LayerNorm (the Hugging Face convention).
+            N_i differs from N only where a hook added tokens.
+    """
+
+    last: Tensor
+    hidden_states: tuple[Tensor, ...]
+
+
+def run_blocks(
+    tokens: Tensor, blocks: nn.ModuleList, norm: nn.Module, hook: BlockHook | None = None
+) -> ViTOutput:
+    """Run tokens through transformer blocks and a final norm, keeping every layer.
+
+    Args:
+        tokens: (B, N, D) embeddings, the input of the first block.
+        blocks: :class:`~polymodal.modules.attention.TransformerBlock` s, in order.
+        norm: the final normalisation.
+        hook: optional ``hook(layer_index, tokens) -> tokens`` before each block.
+
+    Returns:
+        :class:`ViTOutput`: ``last`` = norm(output of the last block) and the
+        embeddings plus each block's output.
+    """
+    hidden = [tokens]
+    for i, block in enumerate(blocks):
+        if hook is not None:
+            tokens = hook(i, tokens)
+        tokens = block(tokens).output
+        hidden.append(tokens)
+    return ViTOutput(norm(tokens), tuple(hidden))
+
+
 class ViTEncoder(nn.Module):
     """Vision transformer: conv patch embedding, learned positions, pre-norm blocks.
+
+    Besides the plain ``enc(x) -> (B, N, D)``, :meth:`forward` can return every
+    layer's tokens (multi-layer fusion, probes) and take a ``hook`` applied before
+    each block (deep prompt tuning, per-layer fusion of another stream).
 
     Args:
         image_size: input size, an int for square images or (H, W).
@@ -167,23 +215,58 @@ class ViTEncoder(nn.Module):
         """Number of output tokens N (patches plus CLS); fixed by ``image_size``."""
         return self.num_patches + int(self.cls_token is not None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Encode images.
+    def embed(self, x: Tensor) -> Tensor:
+        """Patch embedding, CLS token and positions: the input of the first block.
 
         Args:
             x: (B, C, H, W) images of size ``image_size``.
 
         Returns:
-            (B, N, D) tokens after the final LayerNorm, CLS first when enabled.
+            (B, N, D) tokens, CLS first when enabled.
         """
         _check_input("ViTEncoder", x, (self.in_channels, *self.image_size))
         t = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, D, gh, gw) -> (B, gh*gw, D)
         if self.cls_token is not None:
             t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1), t], dim=1)
-        t = t + self.pos_embed
-        for block in self.blocks:
-            t = block(t).output
-        return self.norm(t)
+        return t + self.pos_embed
+
+    @overload
+    def forward(
+        self,
+        x: Tensor,
+        output_hidden_states: Literal[False] = False,
+        hook: BlockHook | None = None,
+    ) -> Tensor: ...
+
+    @overload
+    def forward(
+        self, x: Tensor, output_hidden_states: Literal[True], hook: BlockHook | None = None
+    ) -> ViTOutput: ...
+
+    def forward(
+        self, x: Tensor, output_hidden_states: bool = False, hook: BlockHook | None = None
+    ) -> Tensor | ViTOutput:
+        """Encode images.
+
+        A ``hook`` sees the input of every block, ``hook(i, tokens)`` for block i, and
+        returns the tokens the block gets. It may add to them (fusing another stream)
+        or change N by concatenating prompt tokens (deep prompt tuning, VPT-deep); the
+        added tokens then flow on through every later block and into the output, so
+        the caller removes them: the hook of the next block replaces them (e.g. keep
+        ``tokens[:, :1]`` and ``tokens[:, 1 + P:]`` around the new P prompts) and the
+        caller slices them off the output after the last block.
+
+        Args:
+            x: (B, C, H, W) images of size ``image_size``.
+            output_hidden_states: return a :class:`ViTOutput` with every layer's tokens.
+            hook: optional ``hook(layer_index, tokens) -> tokens`` run before each block.
+
+        Returns:
+            (B, N, D) tokens after the final LayerNorm, CLS first when enabled; a
+            :class:`ViTOutput` when ``output_hidden_states``.
+        """
+        out = run_blocks(self.embed(x), self.blocks, self.norm, hook)
+        return out if output_hidden_states else out.last
 
 
 class SpectrogramEncoder(nn.Module):
@@ -288,9 +371,12 @@ class TabularMLP(nn.Module):
 
 
 __all__ = [
+    "BlockHook",
     "ImageCNN",
     "SpectrogramEncoder",
     "TabularMLP",
     "ViTEncoder",
+    "ViTOutput",
     "pool",
+    "run_blocks",
 ]

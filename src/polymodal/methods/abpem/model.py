@@ -131,12 +131,16 @@ class SpectrogramPatches(ViTEncoder):
         )
         self.eps = eps
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, F, T) log-mel -> (B, N_a, D) tokens, N_a = (F / F_p) * (T // T_p)."""
+    def embed(self, x: Tensor) -> Tensor:
+        """(B, F, T) log-mel -> (B, N_a, D) patch tokens, N_a = (F / F_p) * (T // T_p).
+
+        Overriding the embedding (not ``forward``) keeps the encoder's hidden-state
+        taps and block hooks.
+        """
         x = x[:, :, : self.image_size[1]]
         mean = x.mean(dim=(1, 2), keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True, unbiased=False)
-        return super().forward(((x - mean) / (std + self.eps))[:, None])
+        return super().embed(((x - mean) / (std + self.eps))[:, None])
 
 
 class AVFusionTransformer(nn.Module):

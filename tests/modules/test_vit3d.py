@@ -1,0 +1,127 @@
+"""Tests of the volume and video ViTs, their sin-cos positions and MAE masking."""
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from polymodal.errors import ConfigError
+from polymodal.modules.vit3d import (
+    VideoViT,
+    VolumeViT,
+    num_kept,
+    random_masking,
+    sincos_1d,
+    sincos_3d,
+    unshuffle,
+)
+
+
+def test_sincos_1d_hand_values() -> None:
+    # dim 4: frequencies 1 and 10000 ** -0.5 = 0.01
+    table = sincos_1d(torch.tensor([0, 1]), 4)
+    want = torch.tensor(
+        [[0.0, 0.0, 1.0, 1.0], [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)]]
+    )
+    assert_close(table, want)
+
+
+def test_sincos_3d_hand_values() -> None:
+    # dim 6: one frequency (1) per axis, row = [sin z, cos z, sin y, cos y, sin x, cos x]
+    table = sincos_3d((2, 3, 4), 6)
+    assert table.shape == (24, 6)
+    assert_close(table[0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]))
+    s1, c1 = math.sin(1), math.cos(1)
+    assert_close(table[5], torch.tensor([0.0, 1.0, s1, c1, s1, c1]))  # (0, 1, 1)
+    # (1, 2, 3) sits at row 1 * 12 + 2 * 4 + 3 = 23
+    want = [s1, c1, math.sin(2), math.cos(2), math.sin(3), math.cos(3)]
+    assert_close(table[23], torch.tensor(want))
+
+
+def test_sincos_3d_rejects_width_not_divisible_by_six() -> None:
+    with pytest.raises(ConfigError, match="divisible by 6"):
+        sincos_3d((2, 2, 2), 8)
+
+
+@pytest.mark.parametrize(("n", "ratio", "kept"), [(16, 0.75, 4), (10, 0.6, 4), (7, 0.5, 4)])
+def test_masking_keeps_round_share(n: int, ratio: float, kept: int) -> None:
+    assert num_kept(n, ratio) == kept
+    tokens = torch.randn(3, n, 5)
+    m = random_masking(tokens, ratio, torch.Generator().manual_seed(0))
+    assert m.kept.shape == (3, kept, 5)
+    assert (m.mask == 0).sum(dim=1).tolist() == [kept] * 3
+
+
+def test_masking_kept_tokens_and_restore() -> None:
+    tokens = torch.arange(2 * 8, dtype=torch.float32).view(2, 8, 1).expand(-1, -1, 3)
+    m = random_masking(tokens, 0.5, torch.Generator().manual_seed(1))
+    assert_close(m.kept, tokens.gather(1, m.ids_keep[..., None].expand(-1, -1, 3)))
+    # the kept positions are exactly the unmasked ones
+    for b in range(2):
+        assert sorted(m.ids_keep[b].tolist()) == torch.nonzero(m.mask[b] == 0).flatten().tolist()
+    # ids_restore inverts the shuffle: unshuffle puts every kept token back in place
+    full = unshuffle(m.kept, torch.full((3,), -1.0), m.ids_restore)
+    want = torch.where(m.mask[..., None].bool(), torch.tensor(-1.0), tokens)
+    assert_close(full, want)
+
+
+def test_masking_is_reproducible_with_a_generator() -> None:
+    tokens = torch.randn(2, 12, 4)
+    a = random_masking(tokens, 0.75, torch.Generator().manual_seed(3))
+    b = random_masking(tokens, 0.75, torch.Generator().manual_seed(3))
+    assert torch.equal(a.mask, b.mask)
+
+
+def test_masking_rejects_ratio_one() -> None:
+    with pytest.raises(ConfigError, match="mask ratio"):
+        random_masking(torch.randn(1, 4, 2), 1.0)
+
+
+def _volume() -> VolumeViT:
+    torch.manual_seed(0)
+    return VolumeViT((8, 8, 4), (4, 4, 2), in_channels=1, dim=12, depth=2, num_heads=2).eval()
+
+
+def test_volume_vit_shapes_and_hidden_states() -> None:
+    enc = _volume()
+    x = torch.randn(2, 1, 8, 8, 4)
+    assert enc.grid == (2, 2, 2)
+    assert enc(x).shape == (2, 9, 12)  # CLS + 8 patches
+    out = enc(x, output_hidden_states=True)
+    assert len(out.hidden_states) == 3
+    assert_close(out.last, enc(x))
+
+
+def test_volume_vit_rejects_wrong_size() -> None:
+    with pytest.raises(ValueError, match=r"VolumeViT expects input of shape \(B, 1, 8, 8, 4\)"):
+        _volume()(torch.randn(2, 1, 8, 8, 8))
+
+
+def test_volume_vit_encode_visible() -> None:
+    enc = _volume()
+    out = enc.encode_visible(torch.randn(2, 1, 8, 8, 4), 0.75, torch.Generator().manual_seed(0))
+    assert out.last.shape == (2, 1 + 2, 12)  # CLS + round(0.25 * 8)
+    assert out.mask.shape == (2, 8)
+    assert out.ids_restore.shape == (2, 8)
+
+
+def test_video_vit_is_volume_vit_over_time_first_layout() -> None:
+    torch.manual_seed(0)
+    video = VideoViT(
+        frames=4, image_size=8, tubelet=2, patch_size=4, in_channels=3, dim=12, depth=1, num_heads=2
+    )
+    volume = VolumeViT(
+        (4, 8, 8), (2, 4, 4), in_channels=3, dim=12, depth=1, num_heads=2, cls_token=False
+    )
+    volume.load_state_dict(video.state_dict())
+    x = torch.randn(2, 4, 3, 8, 8)  # (B, T, C, H, W)
+    tokens = video(x)
+    assert tokens.shape == (2, 8, 12)  # (4 / 2) * (8 / 4) ** 2 tubes
+    assert_close(tokens, volume(x.transpose(1, 2)))
+
+
+def test_video_vit_rejects_channels_first_clip() -> None:
+    video = VideoViT(frames=4, image_size=8, tubelet=2, patch_size=4, dim=12, num_heads=2)
+    with pytest.raises(ValueError, match="VideoViT"):
+        video(torch.randn(1, 3, 4, 8, 8))
