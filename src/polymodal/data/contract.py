@@ -101,8 +101,8 @@ def _rule(key: str, value: object = None) -> _Rule | None:
             return _Rule("spacing", base, volume, SPACING_LAYOUT, (1,), "float", ((-1, 3),))
     shape = f" (shape {tuple(value.shape)})" if isinstance(value, Tensor) else ""
     raise DataError(
-        f"unknown key {key!r}{shape}; known modalities are {', '.join(sorted(MODALITIES))}, "
-        f"targets {', '.join(sorted(TARGETS))}, metadata {', '.join(sorted(METADATA_KEYS))}, "
+        f"unknown key {key!r}{shape}; known modalities: {', '.join(sorted(MODALITIES))}; "
+        f"targets: {', '.join(sorted(TARGETS))}; metadata: {', '.join(sorted(METADATA_KEYS))}; "
         "plus <name>_mask and <volume>_spacing. Register new keys with "
         "polymodal.data.contract.register_modality or register_target."
     )
@@ -143,33 +143,34 @@ def _check(key: str, value: object, rule: _Rule, batched: bool, finite: bool = T
         raise DataError(f"spacing {key!r} expected shape {layout}, got {value.tolist()}")
 
 
-def _check_links(entries: Mapping[str, object], rules: Mapping[str, _Rule | None], batched: bool):
+def _check_links(
+    entries: Mapping[str, object], rules: Mapping[str, _Rule | None], batched: bool
+) -> None:
     """Keys that need another key: ``label_mask`` -> ``label``, spacing and length masks.
 
-    A length mask must also be exactly as long as its sequence.
+    Runs after :func:`_check`, so every ruled entry is a tensor. A length mask
+    must also be exactly as long as its sequence.
     """
     where = "batch" if batched else "sample"
     for key, rule in rules.items():
-        if rule is None:
-            continue
         value = entries[key]
-        length_mask = rule.kind == "mask" and isinstance(value, Tensor)
-        length_mask = length_mask and value.dim() == 1 + int(batched)  # type: ignore[union-attr]
+        if rule is None or not isinstance(value, Tensor):
+            continue
+        # a mask with a length axis, (L,) per sample, belongs to a sequence
+        length_mask = rule.kind == "mask" and value.dim() == 1 + int(batched)
         need = rule.base if rule.kind == "spacing" or length_mask else None
-        if isinstance(rule.spec, TargetSpec) and rule.kind == "target":
+        if rule.kind == "target" and isinstance(rule.spec, TargetSpec):
             need = rule.spec.requires
         if need is None:
             continue
         if need not in entries:
+            hint = "; unlabelled samples carry a placeholder label" if need == "label" else ""
             raise DataError(
-                f"{rule.kind} {key!r} needs {need!r} in the same {where}, which has "
-                f"{sorted(entries)}"
-                + ("; unlabelled samples carry a placeholder label" if need == "label" else "")
+                f"{rule.kind} {key!r} needs {need!r} in the same {where}, "
+                f"which has {sorted(entries)}{hint}"
             )
-        if length_mask:
-            assert isinstance(value, Tensor) and rule.spec.length_axis is not None
-            base = entries[need]
-            assert isinstance(base, Tensor)
+        base = entries[need]
+        if length_mask and isinstance(base, Tensor) and rule.spec.length_axis is not None:
             length = base.shape[rule.spec.length_axis]
             want = (base.shape[0], length) if batched else (length,)
             if tuple(value.shape) != want:
