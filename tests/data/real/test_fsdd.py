@@ -151,3 +151,14 @@ def test_speakers_json_is_read(tmp_path: Path) -> None:
 def test_bad_split_name_raises(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split must be"):
         FSDD(tmp_path, split="val")  # type: ignore[arg-type]
+
+
+def test_recordings_of_their_own_length_collate_padded_along_time(tmp_path: Path) -> None:
+    _recordings(tmp_path, ["1_a_0.wav"], seconds=0.25)
+    _recordings(tmp_path, ["2_a_0.wav"], seconds=0.5)
+    data = FSDD(tmp_path, "all", sample_rate=8000, features="waveform", duration=None)
+    batch = collate([data[0], data[1]], variable=("audio",))
+    assert batch["audio"].shape == (2, 4000)
+    assert batch["audio_mask"].sum(dim=1).tolist() == [2000, 4000]
+    assert batch["audio"][0, 2000:].abs().sum() == 0
+    assert batch["label"].tolist() == [1, 2]

@@ -98,7 +98,9 @@ class FSDD(Dataset[dict[str, Tensor]]):
             and 10 ms hop (T = 101 for 1 s); ``"waveform"`` gives (S,) with
             S = round(duration * sample_rate).
         duration: seconds per sample; ``None`` keeps each recording's own length
-            (samples then differ in length and need a padding collate).
+            (samples then differ in length; batch them with
+            ``functools.partial(collate, variable=("audio",))``, which pads
+            along time and adds ``audio_mask`` (B, T)).
         n_mels: mel bands for ``"log_mel"``.
 
     Samples are ``{"audio": (40, T) float32 or (S,) float32, "label": () int64}``.
