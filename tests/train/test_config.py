@@ -70,3 +70,21 @@ def test_unknown_bare_name_lists_the_packaged_configs(monkeypatch, tmp_path):
         load_config("fusion_av_digit")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "runs" / "fusion_av_digits.yaml")  # a path is never a name
+
+
+def test_modality_dropout_is_read_and_checked_against_the_model_modalities():
+    config = load_config(None, ["model.modality_dropout={image: 0.3, audio: 0.2}"])
+    assert config.model.modality_dropout == {"image": 0.3, "audio": 0.2}
+    with pytest.raises(ConfigError, match="model.modality_dropout.depth"):
+        load_config(None, ["model.modality_dropout={depth: 0.3}"])
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 1\)"):
+        load_config(None, ["model.modality_dropout={image: 1}"])
+
+
+def test_config_without_modality_dropout_keeps_its_dict(tmp_path):
+    # Off by default, and left out of to_dict so that cache-key params stay as they were.
+    assert "modality_dropout" not in load_config(None).to_dict()["model"]
+    config = load_config(None, ["model.modality_dropout={audio: 0.4}"])
+    assert config.to_dict()["model"]["modality_dropout"] == {"audio": 0.4}
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
