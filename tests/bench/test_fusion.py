@@ -85,3 +85,15 @@ def test_av_mnist_runs_point_the_recipe_at_the_data_folder(tmp_path):
     assert options["mnist_folder"] == str(tmp_path / "mnist-t10k")
     assert options["fsdd_root"] == str(tmp_path / "fsdd" / "recordings")
     assert "bench/fusion_av_mnist" in config.out_dir
+
+
+def test_the_dropout_run_differs_from_the_plain_one_only_by_its_rates(monkeypatch, tmp_path):
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
+    extra = ["model.modality_dropout={image: 0.3, audio: 0.3}"]
+    plain = flat(fusion.experiment("late", 1, quick=True).to_dict())
+    dropout = flat(fusion.experiment("late", 1, quick=True, extra=extra).to_dict())
+    assert {k for k in dropout if plain.get(k) != dropout[k]} == {
+        "model.modality_dropout.image",
+        "model.modality_dropout.audio",
+        "out_dir",
+    }

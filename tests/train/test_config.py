@@ -95,3 +95,21 @@ def test_on_device_sets_the_accelerator_on_a_copy():
     assert gpu.trainer.accelerator == "gpu" and gpu.trainer.max_epochs == 2
     assert config.trainer.accelerator == "cpu"  # the original is left alone
     assert on_device(gpu, "cpu").trainer.accelerator == "cpu"
+
+
+def test_modality_dropout_is_read_and_checked_against_the_model_modalities():
+    config = load_config(None, ["model.modality_dropout={image: 0.3, audio: 0.2}"])
+    assert config.model.modality_dropout == {"image": 0.3, "audio": 0.2}
+    with pytest.raises(ConfigError, match="model.modality_dropout.depth"):
+        load_config(None, ["model.modality_dropout={depth: 0.3}"])
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 1\)"):
+        load_config(None, ["model.modality_dropout={image: 1}"])
+
+
+def test_config_without_modality_dropout_keeps_its_dict(tmp_path):
+    # Off by default, and left out of to_dict so that cache-key params stay as they were.
+    assert "modality_dropout" not in load_config(None).to_dict()["model"]
+    config = load_config(None, ["model.modality_dropout={audio: 0.4}"])
+    assert config.to_dict()["model"]["modality_dropout"] == {"audio": 0.4}
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config

@@ -11,6 +11,10 @@ The verdict compares the best fusion with the best single modality, both chosen
 on **validation** accuracy (mean over seeds), by a paired bootstrap over the test
 items of the three seeds.
 
+Beside the verdict, :mod:`polymodal.bench.fusion_missing` reports each fusion
+model's accuracy with one modality missing at test, and the best fusion retrained
+with modality dropout (one more model per seed).
+
 ``fusion_av_mnist`` runs the same comparison on real data, AV-MNIST from a folder
 the user gives (``polymodal bench --data DIR``: FSDD recordings and the MNIST t10k
 IDX files), under MultiBench's protocol: images keep only the principal components
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from polymodal.bench import fusion_missing
 from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
@@ -96,9 +101,10 @@ def overrides(
     quick: bool,
     bench: FusionBench = AV_DIGITS,
     data_dir: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """The named overrides of the recipe YAML for one bench run."""
-    named = [f"name={bench.name}-{fusion}", f"model.fusion={fusion}", f"seed={seed}"]
+    """The named overrides of the recipe YAML for one bench run (plus ``extra`` ones)."""
+    named = [f"name={bench.name}-{fusion}", f"model.fusion={fusion}", f"seed={seed}", *extra]
     named += bench.data(data_dir)
     return [*named, "trainer.progress_bar=false", *(bench.quick if quick else ())]
 
@@ -109,9 +115,10 @@ def experiment(
     quick: bool,
     bench: FusionBench = AV_DIGITS,
     data_dir: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> ExperimentConfig:
     """The config of one bench run: the recipe YAML plus :func:`overrides`."""
-    config = load_config(bench.config, overrides(fusion, seed, quick, bench, data_dir))
+    config = load_config(bench.config, overrides(fusion, seed, quick, bench, data_dir, extra))
     code = ("polymodal.train.recipe", "polymodal.modules.classifier", *bench.code)
     config.out_dir = str(run_folder(f"bench/{bench.name}", config.to_dict(), code=code))
     return config
@@ -155,6 +162,7 @@ def run(context: Context, bench: FusionBench = AV_DIGITS) -> Outcome:
     macro_f1: dict[str, list[float]] = {name: [] for name in names}
     val_acc: dict[str, list[float]] = {name: [] for name in names}
     correct: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    missing: dict[str, dict[str, list[np.ndarray]]] = {}
     progress = not context.progress
     for name, seed in tqdm(jobs, desc=f"{bench.name}: training", disable=progress):
         result = train_cached(experiment(name, seed, context.quick, bench, context.data_dir))
@@ -163,9 +171,30 @@ def run(context: Context, bench: FusionBench = AV_DIGITS) -> Outcome:
         macro_f1[name].append(result.metrics["test_macro_f1"])
         val_acc[name].append(result.metrics["best_val_acc"])
         correct[name].append(result.predictions.correct())
+        if name in FUSION:
+            for m, right in fusion_missing.missing_correct(result.out_dir).items():
+                missing.setdefault(name, {}).setdefault(m, []).append(right)
     means = {name: float(np.mean(values)) for name, values in accuracy.items()}
     best_fusion = best_on_validation(val_acc, FUSION)
     best_single = best_on_validation(val_acc, UNIMODAL)
+
+    # The validation-chosen fusion again, with modality dropout at fixed rates.
+    dropout = f"{best_fusion} + modality dropout"
+    extra = [fusion_missing.dropout_override()]
+    for seed in tqdm(SEEDS, desc=f"{bench.name}: modality dropout", disable=progress):
+        config = experiment(best_fusion, seed, context.quick, bench, context.data_dir, extra)
+        result = train_cached(config)
+        assert result.predictions is not None
+        accuracy.setdefault(dropout, []).append(result.metrics["test_acc"])
+        correct.setdefault(dropout, []).append(result.predictions.correct())
+        for m, right in fusion_missing.missing_correct(result.out_dir).items():
+            missing.setdefault(dropout, {}).setdefault(m, []).append(right)
+    target = fusion_missing.target_parts(
+        correct[dropout], missing[dropout], correct[best_fusion], correct
+    )
+    missing_tables, missing_note = fusion_missing.report(
+        [*FUSION, dropout], accuracy, missing, dropout, target
+    )
     rows = [
         [
             name,
@@ -194,12 +223,14 @@ def run(context: Context, bench: FusionBench = AV_DIGITS) -> Outcome:
                 "Validation (best epoch) and test metrics per model (mean ± std over seeds)",
                 ["model", "kind", "val accuracy", "test accuracy", "test macro-F1", "per seed"],
                 rows,
-            )
+            ),
+            *missing_tables,
         ],
         plots=[plot],
         notes=(
             f"Chosen on validation accuracy: best fusion {best_fusion}, best single "
-            f"modality {best_single}. Test set: {len(correct[best_fusion][0])} items per seed."
+            f"modality {best_single}. Test set: {len(correct[best_fusion][0])} items per seed. "
+            + missing_note
         ),
     )
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from polymodal.modules.modality_dropout import drop_modalities
 from polymodal.train.config import OptimConfig
 from polymodal.train.predictions import Predictions, interleave_ranks
 
@@ -24,6 +25,10 @@ class ClassificationModule(L.LightningModule):
         optim: AdamW settings.
         max_epochs: length of the cosine learning-rate schedule.
         seed: base of the per-epoch reseeding that makes resumed runs exact.
+        modality_dropout: ``{modality: rate}``; in training steps only, each sample
+            loses modality ``m`` with probability ``rate`` through ``<m>_mask``
+            (:func:`~polymodal.modules.modality_dropout.drop_modalities`). List every
+            modality of the model (rate 0 for one never dropped); empty = off.
 
     After ``trainer.test``, :attr:`test_predictions` holds the per-item logits and
     labels of the test set in data-set order (gathered from every rank).
@@ -36,12 +41,14 @@ class ClassificationModule(L.LightningModule):
         optim: OptimConfig | None = None,
         max_epochs: int = 10,
         seed: int = 0,
+        modality_dropout: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.optim = optim or OptimConfig()
         self.max_epochs = max_epochs
         self.seed = seed
+        self.modality_dropout = dict(modality_dropout or {})
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -51,14 +58,22 @@ class ClassificationModule(L.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Any:
         return self.model(batch)
 
+    def _step_seed(self, batch_idx: int) -> int:
+        step = self.current_epoch * 1_000_003 + batch_idx
+        return self.seed * 100_003 + step * 101 + self.global_rank
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout and any other in-model randomness depend only on (seed, epoch, step,
         # rank), never on what consumed the global generator before (data-loader
         # start-up, validation, a restart), so a resumed run matches exactly.
-        step = self.current_epoch * 1_000_003 + batch_idx
-        torch.manual_seed(self.seed * 100_003 + step * 101 + self.global_rank)
+        torch.manual_seed(self._step_seed(batch_idx))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self.modality_dropout:
+            # Its own generator, seeded from the step like the global one: exact on
+            # resume, and the model's other randomness draws what it drew without it.
+            generator = torch.Generator().manual_seed(self._step_seed(batch_idx) + 1)
+            batch = drop_modalities(batch, self.modality_dropout, generator)
         logits = self.model(batch).logits
         loss = F.cross_entropy(logits, batch["label"])
         self.log("train_loss", loss, prog_bar=True, batch_size=logits.shape[0])

@@ -43,7 +43,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A multimodal classifier: one encoder per modality and a fusion head."""
+    """A multimodal classifier: one encoder per modality and a fusion head.
+
+    ``modality_dropout`` maps a modality to the probability of hiding it from a
+    training sample (``{image: 0.3, audio: 0.3}``; unlisted = 0; empty = off), see
+    :mod:`polymodal.modules.modality_dropout`. Training steps only; a sample always
+    keeps at least one modality.
+    """
 
     fusion: str = "cross_attention"
     dim: int = 64
@@ -51,6 +57,7 @@ class ModelConfig:
         default_factory=lambda: {"image": {"encoder": "cnn"}, "audio": {"encoder": "spectrogram"}}
     )
     options: dict[str, Any] = field(default_factory=dict)
+    modality_dropout: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,7 +96,12 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        # Off is left out, so a run without modality dropout has the config (and
+        # cache key params) it had before the option existed.
+        if not self.model.modality_dropout:
+            del values["model"]["modality_dropout"]
+        return values
 
 
 T = TypeVar("T")
@@ -226,6 +238,11 @@ def check_values(config: Any, check_device: bool = True) -> None:
         )
     if not config.optim.lr > 0:  # also catches NaN
         raise ConfigError(f"optim.lr must be > 0, got {config.optim.lr}; set e.g. optim.lr=0.001")
+    rates = getattr(config.model, "modality_dropout", None)
+    if rates:
+        from polymodal.modules.modality_dropout import check_rates
+
+        check_rates(rates, config.model.modalities)
     accelerator = str(config.trainer.accelerator)
     if check_device and accelerator.lower() in ("gpu", "cuda"):
         import torch

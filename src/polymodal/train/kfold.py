@@ -290,7 +290,13 @@ def fit_fold(
     from polymodal.train.checkpoint import load_weights, save_weights
     from polymodal.train.classification import ClassificationModule
     from polymodal.train.datamodule import MultimodalDataModule
-    from polymodal.train.recipe import LAST, _quiet_lightning, _trainer, build_from_config
+    from polymodal.train.recipe import (
+        LAST,
+        _quiet_lightning,
+        _trainer,
+        build_from_config,
+        dropout_rates,
+    )
 
     out_dir = Path(config.out_dir)
     finished = (out_dir / "metrics.json").is_file() and (out_dir / PREDICTIONS).is_file()
@@ -305,7 +311,12 @@ def fit_fold(
     data.datasets.update(parts)  # the data module serves these instead of building splits
     model = build_from_config(config, parts["train"][0], pool.num_classes)
     module = ClassificationModule(
-        model, pool.num_classes, config.optim, config.trainer.max_epochs, seed=config.seed
+        model,
+        pool.num_classes,
+        config.optim,
+        config.trainer.max_epochs,
+        seed=config.seed,
+        modality_dropout=dropout_rates(config),
     )
     trainer = _trainer(config, out_dir)
     # The pooled data need not know its class count: record it so that

@@ -168,6 +168,15 @@ def deterministic_mode(accelerator: str) -> bool | Literal["warn"]:
     return True
 
 
+def dropout_rates(config: ExperimentConfig) -> dict[str, float]:
+    """``model.modality_dropout`` over every modality of the model (unlisted = 0),
+    or empty when it is off."""
+    rates = config.model.modality_dropout
+    if not rates:
+        return {}
+    return {m: float(rates.get(m, 0.0)) for m in config.model.modalities}
+
+
 def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
     t = config.trainer
     callbacks: list[Any] = [
@@ -245,6 +254,7 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
         optim=config.optim,
         max_epochs=config.trainer.max_epochs,
         seed=config.seed,
+        modality_dropout=dropout_rates(config),
     )
     trainer = _trainer(config, out_dir)
     if trainer.is_global_zero:
