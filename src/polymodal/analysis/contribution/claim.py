@@ -456,10 +456,5 @@ register(
         ),
         run=run,
         unit="Spearman's ρ",
-        default=False,
-        skip_reason=(
-            "about 2 min (13 models on AV-Digits variants); left out to keep the default run "
-            "under 10 min; run it with --only contribution"
-        ),
     )
 )
