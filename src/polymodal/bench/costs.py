@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from polymodal.bench.claims import ClaimCheck
 
 MEASURED: dict[str, dict[str, float | None]] = {
-    "fusion": {"cpu": 282, "cuda": None},
+    "fusion": {"cpu": 228, "cuda": None},
     "fusion_av_mnist": {"cpu": 835, "cuda": None},  # 1 thread, beside other jobs
     "divprune": {"cpu": 1653, "cuda": None},  # 1 thread, beside other jobs
     "aki": {"cpu": 32000, "cuda": None},  # an estimate: ten VLM trainings
     "text_bias": {"cpu": 2100, "cuda": None},  # about 35 min
-    "subtype_fusion": {"cpu": 118, "cuda": None},
-    "contribution": {"cpu": 107, "cuda": None},
+    "subtype_fusion": {"cpu": 104, "cuda": None},
+    "contribution": {"cpu": 94, "cuda": None},
     "abpem": {"cpu": 680, "cuda": None},  # about 11 min
     "abpem_av_mnist": {"cpu": 336, "cuda": None},
 }
