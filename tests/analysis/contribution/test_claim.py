@@ -124,3 +124,26 @@ def test_balanced_setting_is_picked_on_validation_not_test_accuracy():
 def test_a_unimodal_run_without_validation_accuracy_is_refused():
     with pytest.raises(ValueError, match="best_val_acc"):
         Setting("old run", 0.0, 0.0).record("image_only", {"test_acc": 0.5})
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_each_run_is_the_fusion_recipe_plus_named_overrides(quick, monkeypatch, tmp_path):
+    from polymodal.analysis.contribution import claim
+    from polymodal.train.config import load_config
+
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
+    config = claim.experiment("audio_only", 0.5, -10.0, quick).to_dict()
+    recipe = load_config(claim.CONFIG).to_dict()
+    named = {item.split("=", 1)[0] for item in claim.overrides("audio_only", 0.5, -10.0, quick)}
+    assert config["data"]["options"]["image_noise"] == 0.5
+    assert config["data"]["options"]["audio_snr_db"] == -10.0
+    # Everything the overrides do not name is the recipe's, e.g. occlusion and the optimiser.
+    assert (
+        config["data"]["options"]["image_occlusion"] == recipe["data"]["options"]["image_occlusion"]
+    )
+    assert config["optim"] == recipe["optim"] and config["model"]["dim"] == recipe["model"]["dim"]
+    expected_trainer = {**recipe["trainer"], "progress_bar": False}
+    if quick:  # one epoch fewer, and only through a named override
+        assert "trainer.max_epochs" in named
+        expected_trainer["max_epochs"] = recipe["trainer"]["max_epochs"] - 1
+    assert config["trainer"] == expected_trainer

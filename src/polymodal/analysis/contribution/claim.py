@@ -34,7 +34,7 @@ from polymodal.bench.report import table
 from polymodal.bench.verdict import RESAMPLES, Part, bootstrap
 from polymodal.data.cache import run_folder
 from polymodal.plots import pyplot, save_figure
-from polymodal.train.config import ExperimentConfig, from_dict
+from polymodal.train.config import ExperimentConfig, load_config
 
 COLLAPSE_SNR_DB = -40.0
 SWEEP = ((0.05, -25.0), (0.1, -21.0), (0.2, -17.0), (0.5, -10.0), (0.8, -5.0))
@@ -219,23 +219,32 @@ def criterion_parts(
     ]
 
 
+CONFIG = "fusion_av_digits"
+"""The recipe every run starts from (the ``fusion`` check's); :func:`overrides` names
+what a setting changes."""
+SIZES = {"train": 1500, "val": 300, "test": 500, "voices": 60}
+QUICK_SIZES = {"train": 800, "val": 200, "test": 200, "voices": 40}
+
+
+def overrides(fusion: str, image_noise: float, snr_db: float, quick: bool) -> list[str]:
+    """The named overrides of the recipe YAML for one run: the model, the setting's
+    noise levels, a smaller AV-Digits build, and (quick) one epoch fewer."""
+    sizes = QUICK_SIZES if quick else SIZES
+    named = [
+        f"name=contribution-{fusion}",
+        f"model.fusion={fusion}",
+        f"seed={SEED}",
+        f"data.options.image_noise={image_noise}",
+        f"data.options.audio_snr_db={snr_db}",
+        *(f"data.options.{key}={value}" for key, value in sizes.items()),
+        "trainer.progress_bar=false",
+    ]
+    return [*named, *(["trainer.max_epochs=3"] if quick else [])]
+
+
 def experiment(fusion: str, image_noise: float, snr_db: float, quick: bool) -> ExperimentConfig:
-    """One AV-Digits training run (quick: a small data set and two epochs)."""
-    size = {"train": 800, "val": 200, "test": 200, "voices": 40} if quick else {}
-    size = size or {"train": 1500, "val": 300, "test": 500, "voices": 60}
-    values = {
-        "name": f"contribution-{fusion}",
-        "seed": SEED,
-        "data": {
-            "name": "av_digits",
-            "options": {**size, "image_noise": image_noise, "audio_snr_db": snr_db},
-            "batch_size": 64,
-        },
-        "model": {"fusion": fusion, "dim": 64},
-        "optim": {"lr": 2e-3, "weight_decay": 1e-4},
-        "trainer": {"max_epochs": 3 if quick else 4, "patience": None, "progress_bar": False},
-    }
-    config = from_dict(ExperimentConfig, values)
+    """One AV-Digits training run: the recipe YAML plus :func:`overrides`."""
+    config = load_config(CONFIG, overrides(fusion, image_noise, snr_db, quick))
     code = (
         "polymodal.train.recipe",
         "polymodal.modules.classifier",
