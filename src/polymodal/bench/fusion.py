@@ -37,6 +37,7 @@ from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import RESAMPLES, Part, paired_difference
 from polymodal.data.cache import run_folder
+from polymodal.data.real_folders import av_mnist_options
 from polymodal.plots import bar_chart
 from polymodal.train.config import ExperimentConfig, load_config
 
@@ -84,10 +85,11 @@ AV_MNIST = FusionBench(
     name="fusion_av_mnist",
     config="fusion_av_mnist",
     quick=("trainer.max_epochs=2",),
-    data=lambda root: [
-        f"data.options.mnist_folder={root / 'mnist-t10k' if root else None}",
-        f"data.options.fsdd_root={root / 'fsdd' / 'recordings' if root else None}",
-    ],
+    data=lambda root: (
+        [f"data.options.{key}={value}" for key, value in av_mnist_options(root).items()]
+        if root
+        else []
+    ),
     code=("polymodal.data.real.datasets",),
     title="AV-MNIST",
 )

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.cache import run_folder
+from polymodal.data.real_folders import av_mnist_options
 from polymodal.errors import ConfigError
 from polymodal.methods.abpem.adapt import TestTimeAdapter
 from polymodal.methods.abpem.methods import make_method
@@ -73,10 +74,7 @@ class AbpemBench:
 def _av_mnist_folders(root: Path | None) -> list[str]:
     if root is None:
         raise ConfigError("abpem_av_mnist needs a data folder (polymodal bench --data DIR)")
-    return [
-        f"data.options.mnist_folder={root / 'mnist-t10k'}",
-        f"data.options.fsdd_root={root / 'fsdd' / 'recordings'}",
-    ]
+    return [f"data.options.{key}={value}" for key, value in av_mnist_options(root).items()]
 
 
 AV_DIGITS = AbpemBench(
