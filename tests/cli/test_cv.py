@@ -13,20 +13,12 @@ from polymodal.train.config import load_config
 from polymodal.train.kfold import classification_metrics, cross_validate, pool_dataset, predict
 from polymodal.train.recipe import load_trained
 
-CONFIG = "configs/subtype_fusion.yaml"
-TINY = [
-    "data.options={patients: 24, genes: 300, min_tiles: 2, max_tiles: 4, tile_size: 16}",
-    "data.batch_size=8",
-    "model.dim=8",
-    "model.modalities.genes.hidden=[16]",
-    "model.modalities.tiles.depth=2",
-    "trainer.max_epochs=1",
-    "trainer.progress_bar=false",
-]
-
 
 @pytest.mark.slow
-def test_cv_command_holds_out_every_patient_once_and_resumes(tmp_path, monkeypatch, capsys):
+def test_cv_command_holds_out_every_patient_once_and_resumes(
+    tmp_path, monkeypatch, capsys, tiny_subtype
+):
+    CONFIG, TINY = tiny_subtype
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
     out = tmp_path / "cv"
     args = ["cv", CONFIG, *TINY, f"out_dir={out}", "--folds", "3", "--val-fraction", "0.25"]

@@ -20,17 +20,6 @@ from polymodal.train.kfold import (
 from polymodal.train.predictions import Predictions
 from polymodal.train.recipe import resolve_builder
 
-CONFIG = "configs/subtype_fusion.yaml"
-TINY = [
-    "data.options={patients: 24, genes: 300, min_tiles: 2, max_tiles: 4, tile_size: 16}",
-    "data.batch_size=8",
-    "model.dim=8",
-    "model.modalities.genes.hidden=[16]",
-    "model.modalities.tiles.depth=2",
-    "trainer.max_epochs=1",
-    "trainer.progress_bar=false",
-]
-
 
 def test_folds_are_stratified_partitions_that_keep_patients_together():
     labels = np.array([0] * 12 + [1] * 6)
@@ -76,7 +65,10 @@ def test_builder_paths_are_checked():
 
 
 @pytest.mark.slow
-def test_cv_keeps_pooled_out_of_fold_predictions_with_patient_ids(tmp_path, monkeypatch):
+def test_cv_keeps_pooled_out_of_fold_predictions_with_patient_ids(
+    tmp_path, monkeypatch, tiny_subtype
+):
+    CONFIG, TINY = tiny_subtype
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
     config = load_config(CONFIG, [*TINY, f"out_dir={tmp_path / 'cv'}"])
     result = cross_validate(config, folds=3, val_fraction=0.25, progress=False)
