@@ -83,3 +83,19 @@ def test_report_puts_the_remaining_single_modality_beside_each_missing_one():
     ]
     assert len(tables[1].rows) == 3
     assert "fixed a priori" in note
+
+
+def test_missing_modality_results_are_evaluated_once_per_run_folder(tmp_path, monkeypatch):
+    calls = []
+
+    def evaluate(out_dir):
+        calls.append(out_dir)
+        return {"image": np.array([1.0, 0.0]), "audio": np.array([0.0, 1.0])}
+
+    monkeypatch.setattr(fusion_missing, "_evaluate_missing", evaluate)
+    first = fusion_missing.missing_correct(tmp_path)
+    again = fusion_missing.missing_correct(tmp_path)
+    assert len(calls) == 1  # the second call reads the stored file
+    for m in ("image", "audio"):
+        np.testing.assert_array_equal(first[m], again[m])
+    assert again["image"].tolist() == [1.0, 0.0]

@@ -93,8 +93,6 @@ AV_MNIST = FusionBench(
     code=("polymodal.data.real.datasets",),
     title="AV-MNIST",
 )
-CONFIG = AV_DIGITS.config
-QUICK = AV_DIGITS.quick
 
 
 def overrides(
