@@ -35,7 +35,7 @@ def run_dir(tmp_path, monkeypatch):
     run.mkdir()
     config = load_config("configs/subtype_fusion.yaml", [*TINY, f"out_dir={run}"])
     pool = pool_dataset(config)
-    model = build_from_config(config, pool.dataset[0], pool.num_classes)
+    model = build_from_config(config, pool.dataset[0], num_classes=pool.num_classes)
     save_config(config, run / "config.yaml")
     save_weights(model.state_dict(), run / "model.safetensors")
     return run

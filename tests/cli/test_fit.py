@@ -134,7 +134,7 @@ def test_eval_of_a_run_whose_config_no_longer_fits_its_weights(home, capsys):
     run.mkdir()
     config = load_config("configs/subtype_fusion.yaml", [*TINY_SUBTYPE, f"out_dir={run}"])
     pool = pool_dataset(config)
-    model = build_from_config(config, pool.dataset[0], pool.num_classes)
+    model = build_from_config(config, pool.dataset[0], num_classes=pool.num_classes)
     save_weights(model.state_dict(), run / "model.safetensors")
     config.model.dim = 16  # edited after training
     save_config(config, run / "config.yaml")

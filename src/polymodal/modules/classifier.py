@@ -17,6 +17,7 @@ from polymodal.data.contract import present, validate_batch
 from polymodal.errors import ConfigError, DataError
 from polymodal.modules.encoders import ImageCNN, SpectrogramEncoder, TabularMLP, ViTEncoder
 from polymodal.modules.fusion import CrossAttentionFusion, EarlyFusion, LateFusion
+from polymodal.modules.text_encoder import TextTokens
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _token_width(name: str, encoder: nn.Module) -> int:
     return width
 
 
-ENCODERS = ("cnn", "mlp", "spectrogram", "vit")
+ENCODERS = ("cnn", "mlp", "spectrogram", "text", "vit")
 """Encoder names understood by :func:`build_encoder`."""
 
 FUSIONS = ("early", "late", "cross_attention", "<modality>_only")
@@ -138,10 +139,11 @@ def build_encoder(
 
     Sizes the encoder needs and does not get in ``kwargs`` are read from the
     per-sample ``shape``: ``in_channels`` (and ``image_size`` for ``vit``) from
-    (C, H, W), ``n_mels`` from (F, T), ``in_features`` from (G,).
+    (C, H, W), ``n_mels`` from (F, T), ``in_features`` from (G,), ``max_length`` from (L,).
 
     Args:
-        name: one of ``"cnn"``, ``"vit"``, ``"spectrogram"``, ``"mlp"``.
+        name: one of ``"cnn"``, ``"vit"``, ``"spectrogram"``, ``"mlp"``, ``"text"``
+            (token ids, :class:`~polymodal.modules.text_encoder.TextTokens`).
         dim: token width D.
         shape: per-sample input shape, optional.
         **kwargs: encoder options (see each encoder class).
@@ -169,6 +171,9 @@ def build_encoder(
     elif name == "mlp":
         cls = TabularMLP
         from_shape("in_features", 0, lambda s: s[0])
+    elif name == "text":
+        cls = TextTokens
+        from_shape("max_length", 0, lambda s: s[0])
     else:
         raise ConfigError(f"unknown encoder {name!r}; valid encoders are {', '.join(ENCODERS)}")
     kwargs.setdefault("dim", dim)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.modules.attention import TransformerBlock
+from polymodal.modules.masking import MaskedOutput, random_masking
 
 
 def pool(tokens: Tensor) -> Tensor:
@@ -267,6 +268,28 @@ class ViTEncoder(nn.Module):
         """
         out = run_blocks(self.embed(x), self.blocks, self.norm, hook)
         return out if output_hidden_states else out.last
+
+    def encode_visible(
+        self, x: Tensor, ratio: float, generator: torch.Generator | None = None
+    ) -> MaskedOutput:
+        """MAE encoder pass: drop a random ``ratio`` of patches, encode the rest.
+
+        The same contract as :meth:`~polymodal.modules.vit3d.VolumeViT.encode_visible`,
+        so an image MAE pre-trains exactly the encoder a classifier fine-tunes.
+
+        Args:
+            x: (B, C, H, W) images of size ``image_size``.
+            ratio: fraction of patches dropped per sample.
+            generator: source of randomness for the mask.
+
+        Returns:
+            :class:`~polymodal.modules.vit3d.MaskedOutput`; ``last`` is (B, K (+1), D).
+        """
+        tokens = self.embed(x)  # (B, N (+1), D), positions added
+        cls = int(self.cls_token is not None)
+        m = random_masking(tokens[:, cls:], ratio, generator)
+        kept = torch.cat([tokens[:, :cls], m.kept], dim=1)
+        return MaskedOutput(run_blocks(kept, self.blocks, self.norm).last, m.mask, m.ids_restore)
 
 
 class SpectrogramEncoder(nn.Module):

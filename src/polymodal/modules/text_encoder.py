@@ -13,7 +13,7 @@ Masks follow Hugging Face: ``attention_mask`` is (B, L) with 1 = real token,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -164,4 +164,27 @@ class SmallTextEncoder(nn.Module):
         return TextEncoderOutput(self.norm(t), tuple(hidden), attention_mask.long())
 
 
-__all__ = ["SmallTextEncoder", "TextEncoderOutput", "masked_mean"]
+class TextTokens(nn.Module):
+    """A :class:`SmallTextEncoder` as a modality encoder: ``text_ids`` (B, L) to tokens.
+
+    Padding is read off the ids (0 = padding), so it plugs in wherever an encoder
+    maps one batch tensor to (B, L, D) tokens (:func:`~polymodal.modules.classifier.build_encoder`'s
+    ``text``). Pool with :func:`masked_mean` over ``ids != 0``.
+
+    Args:
+        **options: :class:`SmallTextEncoder` options.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self.text = SmallTextEncoder(**options)
+        self.dim = self.text.dim
+
+    def num_tokens(self, shape: Sequence[int]) -> int:
+        return int(shape[-1])
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.text(ids, (ids != 0).long()).last
+
+
+__all__ = ["SmallTextEncoder", "TextEncoderOutput", "TextTokens", "masked_mean"]

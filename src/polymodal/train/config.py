@@ -58,6 +58,18 @@ class ModelConfig:
     )
     options: dict[str, Any] = field(default_factory=dict)
     modality_dropout: dict[str, float] = field(default_factory=dict)
+    init_from: str | None = None
+    init_map: dict[str, str] = field(default_factory=dict)
+    freeze: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskConfig:
+    """What the run learns: a registered task ``kind`` (:mod:`polymodal.train.tasks`)
+    and the options of its module (e.g. ``target: saliency`` for ``dense_prediction``)."""
+
+    kind: str = "classification"
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +102,7 @@ class ExperimentConfig:
     name: str = "experiment"
     seed: int = 0
     out_dir: str = "runs/experiment"
+    task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -97,10 +110,13 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        # Off is left out, so a run without modality dropout has the config (and
-        # cache key params) it had before the option existed.
-        if not self.model.modality_dropout:
-            del values["model"]["modality_dropout"]
+        # Defaults of options added later are left out, so a run that does not use
+        # them has the config (and cache key params) it had before they existed.
+        if values["task"] == dataclasses.asdict(TaskConfig()):
+            del values["task"]
+        for key in ("modality_dropout", "init_from", "init_map", "freeze"):
+            if not values["model"][key]:
+                del values["model"][key]
         return values
 
 
@@ -238,6 +254,11 @@ def check_values(config: Any, check_device: bool = True) -> None:
         )
     if not config.optim.lr > 0:  # also catches NaN
         raise ConfigError(f"optim.lr must be > 0, got {config.optim.lr}; set e.g. optim.lr=0.001")
+    task = getattr(config, "task", None)
+    if task is not None:
+        from polymodal.train.tasks import task_spec
+
+        task_spec(task.kind)
     rates = getattr(config.model, "modality_dropout", None)
     if rates:
         from polymodal.modules.modality_dropout import check_rates

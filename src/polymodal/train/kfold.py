@@ -288,7 +288,6 @@ def fit_fold(
     from torch.utils.data import Subset
 
     from polymodal.train.checkpoint import load_weights, save_weights
-    from polymodal.train.classification import ClassificationModule
     from polymodal.train.datamodule import MultimodalDataModule
     from polymodal.train.recipe import (
         LAST,
@@ -297,6 +296,7 @@ def fit_fold(
         build_from_config,
         dropout_rates,
     )
+    from polymodal.train.tasks.classification import ClassificationModule
 
     out_dir = Path(config.out_dir)
     finished = (out_dir / "metrics.json").is_file() and (out_dir / PREDICTIONS).is_file()
@@ -309,7 +309,7 @@ def fit_fold(
     parts = {split: Subset(pool.dataset, idx.tolist()) for split, idx in indices.items()}
     data = MultimodalDataModule(config.data, seed=config.seed)
     data.datasets.update(parts)  # the data module serves these instead of building splits
-    model = build_from_config(config, parts["train"][0], pool.num_classes)
+    model = build_from_config(config, parts["train"][0], num_classes=pool.num_classes)
     module = ClassificationModule(
         model,
         pool.num_classes,

@@ -1,16 +1,19 @@
-"""The supervised multimodal classification recipe: ``polymodal fit`` and ``eval``.
+"""The training recipe of every task: ``polymodal fit`` and ``eval``.
 
-``fit`` trains the model a config describes on the dataset it names and leaves in
-``out_dir``::
+``fit`` trains the model a config describes, for the task its ``task.kind`` names
+(:mod:`polymodal.train.tasks`: classification, masked reconstruction, contrastive
+retrieval, dense prediction, sequence generation, semi-supervised), on the dataset
+it names, and leaves in ``out_dir``::
 
     config.yaml          the resolved config (after overrides)
     checkpoints/         Lightning checkpoints (safetensors weights), incl. last.ckpt
     metrics.csv          per-step / per-epoch metrics (CSV logger)
-    model.safetensors    weights of the best validation epoch
+    model.safetensors    weights of the best validation epoch (by the task's
+                         monitored metric; an EMA teacher's where there is one)
     metrics.json         best validation and final test metrics
     test_predictions.safetensors
-                         the best epoch's per-item test ``logits`` (N, C) and
-                         ``label`` (N,), in test-set order
+                         classification tasks: the best epoch's per-item test
+                         ``logits`` (N, C) and ``label`` (N,), in test-set order
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from torch import Tensor, nn
 from polymodal.data.contract import MODALITIES
 from polymodal.errors import ConfigError
 from polymodal.train.checkpoint import STATE, SafetensorsCheckpointIO, load_weights, save_weights
-from polymodal.train.classification import ClassificationModule
 from polymodal.train.config import ExperimentConfig, load_config, save_config
 from polymodal.train.datamodule import MultimodalDataModule
+from polymodal.train.init import freeze, init_from
 from polymodal.train.predictions import FILE as PREDICTIONS
 from polymodal.train.predictions import Predictions
+from polymodal.train.tasks import TaskModule, data_sizes, task_spec
 
 LAST = "last.ckpt"
 
@@ -61,27 +65,15 @@ class FitResult:
 
 def read_run(out_dir: str | Path) -> FitResult | None:
     """A finished run's result read back from its folder; None when it is unfinished
-    (no ``metrics.json`` or no per-item predictions yet)."""
+    (no ``metrics.json`` yet: it is written last). Per-item predictions are read
+    when the task writes them (classification)."""
     out_dir = Path(out_dir)
     metrics_file, predictions = out_dir / "metrics.json", out_dir / PREDICTIONS
-    if not (metrics_file.is_file() and predictions.is_file()):
+    if not metrics_file.is_file():
         return None
     metrics = json.loads(metrics_file.read_text())
-    return FitResult(out_dir, metrics, int(metrics.get("epochs", 0)), Predictions.load(predictions))
-
-
-def _num_classes(data: MultimodalDataModule) -> int:
-    dataset = data.dataset("train")
-    known = getattr(dataset, "num_classes", None)
-    if known is not None:
-        return int(known)
-    labels = getattr(dataset, "tensors", {}).get("label")
-    if labels is None:
-        raise ConfigError("cannot infer the number of classes; set model.options.num_classes")
-    return int(labels.max()) + 1
-
-
-DEFAULT_BUILDER = "polymodal.modules.classifier:build_classifier"
+    items = Predictions.load(predictions) if predictions.is_file() else None
+    return FitResult(out_dir, metrics, int(metrics.get("epochs", 0)), items)
 
 
 def resolve_builder(path: str) -> Callable[..., nn.Module]:
@@ -105,19 +97,22 @@ def resolve_builder(path: str) -> Callable[..., nn.Module]:
 
 
 def build_from_config(
-    config: ExperimentConfig, sample: dict[str, Tensor], num_classes: int
+    config: ExperimentConfig, sample: dict[str, Tensor], **sizes: int
 ) -> nn.Module:
     """The model a config describes, with per-sample input shapes read off ``sample``.
 
     Args:
-        config: ``model.fusion``, ``model.dim``, ``model.modalities`` and
-            ``model.options`` (``builder`` picks the builder; the rest are its options).
+        config: ``task.kind`` (its default builder), ``model.fusion``, ``model.dim``,
+            ``model.modalities`` and ``model.options`` (``builder`` overrides the
+            task's; the rest are the builder's options).
         sample: one sample of the training data.
-        num_classes: number of classes C.
+        **sizes: what the task read off the data set (``num_classes``, ``vocab_size``, ...).
     """
+    spec = task_spec(config.task.kind)
     options = dict(config.model.options)
-    builder = resolve_builder(str(options.pop("builder", DEFAULT_BUILDER)))
-    options.pop("num_classes", None)
+    builder = resolve_builder(str(options.pop("builder", spec.builder)))
+    for key in sizes:
+        options.pop(key, None)
     modalities: dict[str, dict[str, Any]] = {}
     for name, extra in config.model.modalities.items():
         if name not in MODALITIES:
@@ -129,26 +124,53 @@ def build_from_config(
                 f"(it provides {provided})"
             )
         modalities[name] = {"shape": list(sample[name].shape), **extra}
-    try:
-        return builder(
-            config.model.fusion,
-            modalities,
-            num_classes=num_classes,
-            dim=config.model.dim,
-            **options,
+    missing = [key for key in spec.targets if key not in sample]
+    if missing:
+        raise ConfigError(
+            f"task {spec.name!r} trains on {missing}, which dataset {config.data.name!r} does not "
+            f"provide (its samples hold {', '.join(sorted(sample))})"
         )
+    try:
+        return builder(config.model.fusion, modalities, dim=config.model.dim, **sizes, **options)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model: {error}") from error
 
 
-def build_model(config: ExperimentConfig, data: MultimodalDataModule) -> tuple[nn.Module, int]:
-    """The model a config describes and its number of classes C.
+def build_model(
+    config: ExperimentConfig, data: MultimodalDataModule
+) -> tuple[nn.Module, dict[str, int]]:
+    """The model a config describes and the sizes its task read off the data set.
 
-    Input shapes are read off the first training sample; C comes from
-    ``model.options.num_classes`` or the dataset.
+    Input shapes are read off the first training sample; sizes (``num_classes``,
+    ``vocab_size``) come from ``model.options`` or the data set.
     """
-    num_classes = int(config.model.options.get("num_classes", 0)) or _num_classes(data)
-    return build_from_config(config, data.dataset("train")[0], num_classes), num_classes
+    spec = task_spec(config.task.kind)
+    train = data.dataset("train")
+    sizes = data_sizes(spec, train, config.model.options)
+    return build_from_config(config, train[0], **sizes), sizes
+
+
+def task_module(config: ExperimentConfig, model: nn.Module, sizes: dict[str, int]) -> TaskModule:
+    """The task's LightningModule around ``model``, with the config's optimizer,
+    schedule, seed, modality dropout and ``task.options``.
+
+    Raises:
+        ConfigError: an option the task does not take, or a value it refuses.
+    """
+    spec = task_spec(config.task.kind)
+    needed = {k: sizes[k] for k in spec.sizes}
+    try:
+        return spec.module_class()(
+            model,
+            optim=config.optim,
+            max_epochs=config.trainer.max_epochs,
+            seed=config.seed,
+            modality_dropout=dropout_rates(config),
+            **needed,
+            **config.task.options,
+        )
+    except TypeError as error:
+        raise ConfigError(f"task.options of {spec.name!r}: {error}") from error
 
 
 def deterministic_mode(accelerator: str) -> bool | Literal["warn"]:
@@ -177,20 +199,26 @@ def dropout_rates(config: ExperimentConfig) -> dict[str, float]:
     return {m: float(rates.get(m, 0.0)) for m in config.model.modalities}
 
 
-def _trainer(config: ExperimentConfig, out_dir: Path, **extra: Any) -> L.Trainer:
+def _trainer(
+    config: ExperimentConfig,
+    out_dir: Path,
+    monitor: str = "val_acc",
+    mode: str = "max",
+    **extra: Any,
+) -> L.Trainer:
     t = config.trainer
     callbacks: list[Any] = [
         ModelCheckpoint(
             dirpath=out_dir / "checkpoints",
             filename="best",
-            monitor="val_acc",
-            mode="max",
+            monitor=monitor,
+            mode=mode,
             save_last=True,
             save_top_k=1,
         )
     ]
     if t.patience is not None:
-        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=t.patience))
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
     if t.progress_bar:
         callbacks.append(progress_bar())
     return L.Trainer(
@@ -225,6 +253,7 @@ def _quiet_lightning() -> None:
         ".*Experiment logs directory.*",
         ".*Checkpoint directory.*exists and is not empty.*",
         ".*LeafSpec.*",
+        ".*smaller than the logging interval.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -246,17 +275,15 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
             f"{out_dir} already holds a run; pass --resume to continue it or choose another out_dir"
         )
     L.seed_everything(config.seed, workers=True, verbose=False)
-    data = MultimodalDataModule(config.data, seed=config.seed)
-    model, num_classes = build_model(config, data)
-    module = ClassificationModule(
-        model,
-        num_classes=num_classes,
-        optim=config.optim,
-        max_epochs=config.trainer.max_epochs,
-        seed=config.seed,
-        modality_dropout=dropout_rates(config),
-    )
-    trainer = _trainer(config, out_dir)
+    spec = task_spec(config.task.kind)
+    data = MultimodalDataModule(config.data, seed=config.seed, streams=spec.streams)
+    model, sizes = build_model(config, data)
+    if config.model.init_from:
+        init_from(model, config.model.init_from, config.model.init_map)
+    if config.model.freeze:
+        freeze(model, config.model.freeze)
+    module = task_module(config, model, sizes)
+    trainer = _trainer(config, out_dir, module.monitor, module.mode)
     if trainer.is_global_zero:
         save_config(config, out_dir / "config.yaml")
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume and last.exists() else None)
@@ -267,14 +294,14 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     )
     metrics = {k: float(v) for k, v in test[0].items()}
     if checkpoint.best_model_score is not None:
-        metrics["best_val_acc"] = float(checkpoint.best_model_score)
+        metrics[f"best_{module.monitor}"] = float(checkpoint.best_model_score)
     metrics["world_size"] = trainer.world_size
     metrics["epochs"] = trainer.current_epoch
-    predictions = module.test_predictions
-    assert predictions is not None  # set by every completed trainer.test
+    predictions = getattr(module, "test_predictions", None)  # per-item, classification tasks
     if trainer.is_global_zero:
-        save_weights(module.model.state_dict(), out_dir / "model.safetensors")
-        predictions.save(out_dir / PREDICTIONS)
+        save_weights(module.eval_model.state_dict(), out_dir / "model.safetensors")
+        if predictions is not None:
+            predictions.save(out_dir / PREDICTIONS)
         # metrics.json last: its presence marks a finished run (see read_run).
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return FitResult(out_dir, metrics, trainer.current_epoch, predictions)
@@ -355,10 +382,12 @@ def _first_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> st
 
 
 def evaluate(checkpoint: str | Path, split: str = "test") -> dict[str, float]:
-    """Accuracy and macro-F1 of a trained run (or checkpoint) on one split of its data."""
+    """The task's test metrics of a trained run (or checkpoint) on one split of its data
+    (e.g. accuracy and macro-F1 for classification)."""
     _quiet_lightning()
     config, model, data = load_trained(checkpoint)
-    module = ClassificationModule(model, num_classes=build_model(config, data)[1])
+    sizes = data_sizes(task_spec(config.task.kind), data.dataset("train"), config.model.options)
+    module = task_module(config, model, sizes)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
         devices=1,

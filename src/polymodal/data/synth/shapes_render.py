@@ -229,6 +229,18 @@ def _background(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return image + texture[..., None].astype(np.float32)
 
 
+def coverage(scene: Scene, size: int) -> np.ndarray:
+    """Where the scene's objects are: (size, size) float32 in [0, 1], each pixel's
+    anti-aliased coverage by the objects (the largest over objects), as :func:`render`
+    draws them. A segmentation target."""
+    yy, xx = _grid(size)
+    out = np.zeros((size, size), dtype=np.float32)
+    for shape, _, _, x, y, radius in scene.objects:
+        distance = _signed_distance(int(shape), xx - x, yy - y, float(radius))
+        out = np.maximum(out, np.clip(0.5 - distance, 0.0, 1.0))
+    return out
+
+
 def render(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
     """Draw a scene.
 

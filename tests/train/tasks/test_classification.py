@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from polymodal.modules.fusion import FusionOutput
-from polymodal.train.classification import ClassificationModule
+from polymodal.train.tasks.classification import ClassificationModule
 
 
 class Recorder(nn.Module):

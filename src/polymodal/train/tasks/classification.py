@@ -1,38 +1,36 @@
-"""Supervised multimodal classification as a LightningModule."""
+"""Supervised multimodal classification: cross-entropy, accuracy and macro-F1."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from polymodal.modules.modality_dropout import drop_modalities
 from polymodal.train.config import OptimConfig
 from polymodal.train.predictions import Predictions, interleave_ranks
+from polymodal.train.tasks.base import TaskModule
 
 
-class ClassificationModule(L.LightningModule):
+class ClassificationModule(TaskModule):
     """Cross-entropy training of any model that maps a batch dict to ``.logits``.
 
     Args:
         model: e.g. a :class:`~polymodal.modules.classifier.MultimodalClassifier`;
             ``model(batch).logits`` has shape (B, num_classes).
         num_classes: number of classes C.
-        optim: AdamW settings.
-        max_epochs: length of the cosine learning-rate schedule.
-        seed: base of the per-epoch reseeding that makes resumed runs exact.
-        modality_dropout: ``{modality: rate}``; in training steps only, each sample
-            loses modality ``m`` with probability ``rate`` through ``<m>_mask``
-            (:func:`~polymodal.modules.modality_dropout.drop_modalities`). List every
-            modality of the model (rate 0 for one never dropped); empty = off.
+        optim, max_epochs, seed, modality_dropout: see
+            :class:`~polymodal.train.tasks.base.TaskModule`.
 
     After ``trainer.test``, :attr:`test_predictions` holds the per-item logits and
     labels of the test set in data-set order (gathered from every rank).
     """
+
+    kind: ClassVar[str] = "classification"
+    monitor: ClassVar[str] = "val_acc"
+    mode: ClassVar[Literal["min", "max"]] = "max"
 
     def __init__(
         self,
@@ -43,44 +41,21 @@ class ClassificationModule(L.LightningModule):
         seed: int = 0,
         modality_dropout: dict[str, float] | None = None,
     ) -> None:
-        super().__init__()
-        self.model = model
-        self.optim = optim or OptimConfig()
-        self.max_epochs = max_epochs
-        self.seed = seed
-        self.modality_dropout = dict(modality_dropout or {})
+        super().__init__(model, optim, max_epochs, seed, modality_dropout)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
         self.test_predictions: Predictions | None = None
         self._test_outputs: list[tuple[Tensor, Tensor]] = []
 
-    def forward(self, batch: dict[str, Tensor]) -> Any:
-        return self.model(batch)
-
-    def _step_seed(self, batch_idx: int) -> int:
-        step = self.current_epoch * 1_000_003 + batch_idx
-        return self.seed * 100_003 + step * 101 + self.global_rank
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Dropout and any other in-model randomness depend only on (seed, epoch, step,
-        # rank), never on what consumed the global generator before (data-loader
-        # start-up, validation, a restart), so a resumed run matches exactly.
-        torch.manual_seed(self._step_seed(batch_idx))
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        if self.modality_dropout:
-            # Its own generator, seeded from the step like the global one: exact on
-            # resume, and the model's other randomness draws what it drew without it.
-            generator = torch.Generator().manual_seed(self._step_seed(batch_idx) + 1)
-            batch = drop_modalities(batch, self.modality_dropout, generator)
-        logits = self.model(batch).logits
+        logits = self.model(self.training_inputs(batch, batch_idx)).logits
         loss = F.cross_entropy(logits, batch["label"])
         self.log("train_loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        logits = self.model(batch).logits
+        logits = self.eval_model(batch).logits
         loss = F.cross_entropy(logits, batch["label"])
         self.val_accuracy.update(logits, batch["label"])
         size = logits.shape[0]
@@ -88,7 +63,7 @@ class ClassificationModule(L.LightningModule):
         self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=size)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        logits = self.model(batch).logits
+        logits = self.eval_model(batch).logits
         self.test_accuracy.update(logits, batch["label"])
         self.test_f1.update(logits, batch["label"])
         size = logits.shape[0]
@@ -110,9 +85,6 @@ class ClassificationModule(L.LightningModule):
             labels = interleave_ranks(gathered[1], total)
         self.test_predictions = Predictions(logits.cpu(), labels.cpu().long())
 
-    def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Any:
+        logits = self.eval_model(batch).logits
+        return {"probabilities": logits.float().softmax(dim=-1)}

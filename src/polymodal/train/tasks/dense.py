@@ -1,0 +1,110 @@
+"""Dense prediction: a map per sample, as a segmentation mask or a saliency distribution.
+
+``target: mask`` (segmentation) trains per-pixel binary cross-entropy against a
+``heatmap`` in [0, 1] and scores Dice and IoU at threshold 0.5 with ``torchmetrics``.
+``target: saliency`` (affordance / fixation maps) treats the logits and the
+``heatmap`` as distributions over pixels, trains the KL divergence and scores the
+three standard saliency metrics: KLD (lower is better), SIM and NSS (higher).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric
+from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex
+
+from polymodal.errors import ConfigError
+from polymodal.train.tasks.base import TaskModule, batch_size
+from polymodal.train.tasks.saliency import kld, nss, similarity
+
+TARGETS = ("mask", "saliency")
+
+
+class DensePredictionModule(TaskModule):
+    """Train a model whose output has ``heatmap`` (B, H, W) logits against ``batch["heatmap"]``.
+
+    Args:
+        model: e.g. :class:`~polymodal.modules.segmenter.PatchSegmenter`.
+        target: ``"mask"`` or ``"saliency"`` (module doc).
+        **kwargs: :class:`~polymodal.train.tasks.base.TaskModule` options.
+
+    The monitored metric is ``val_dice`` (mask, max) or ``val_kld`` (saliency, min).
+    """
+
+    kind: ClassVar[str] = "dense_prediction"
+
+    def __init__(self, model: Any, target: str = "mask", **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if target not in TARGETS:
+            raise ConfigError(f"task.options.target must be one of {TARGETS}, got {target!r}")
+        self.target = target
+        self.monitor = "val_dice" if target == "mask" else "val_kld"  # type: ignore[misc]
+        self.mode = "max" if target == "mask" else "min"  # type: ignore[misc]
+        names = ("dice", "iou") if target == "mask" else ("kld", "sim", "nss")
+        for stage in ("val", "test"):
+            for name in names:
+                metric = (
+                    BinaryF1Score()
+                    if name == "dice"
+                    else BinaryJaccardIndex()
+                    if name == "iou"
+                    else MeanMetric()
+                )
+                setattr(self, f"{stage}_{name}", metric)
+        self.names = names
+
+    def loss(self, logits: Tensor, heatmap: Tensor) -> Tensor:
+        if self.target == "mask":
+            return F.binary_cross_entropy_with_logits(logits, heatmap)
+        truth = heatmap.flatten(1)
+        truth = truth / truth.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        log_predicted = logits.flatten(1).log_softmax(dim=-1)  # stable where softmax underflows
+        return (truth * ((truth + 1e-12).log() - log_predicted)).sum(dim=-1).mean()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self.model(self.training_inputs(batch, batch_idx)).heatmap
+        loss = self.loss(logits, batch["heatmap"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch_size(batch))
+        return loss
+
+    def _score(self, stage: str, batch: dict[str, Tensor]) -> None:
+        logits = self.eval_model(batch).heatmap  # (B, H, W)
+        truth = batch["heatmap"]
+        size = batch_size(batch)
+        if self.target == "mask":
+            values = {
+                "dice": (logits.sigmoid(), truth > 0.5),
+                "iou": (logits.sigmoid(), truth > 0.5),
+            }
+            for name, (p, t) in values.items():
+                metric = getattr(self, f"{stage}_{name}")
+                metric.update(p.flatten(), t.flatten().long())
+                self.log(f"{stage}_{name}", metric, prog_bar=name == "dice", batch_size=size)
+            return
+        predicted = logits.flatten(1).softmax(dim=-1)  # (B, H*W) a distribution per sample
+        flat = truth.flatten(1)
+        per_sample = {
+            "kld": kld(predicted, flat),
+            "sim": similarity(predicted, flat),
+            "nss": nss(predicted, flat),
+        }
+        for name, values in per_sample.items():
+            metric = getattr(self, f"{stage}_{name}")
+            metric.update(values)
+            self.log(f"{stage}_{name}", metric, prog_bar=name == "kld", batch_size=size)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._score("val", batch)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._score("test", batch)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Any:
+        logits = self.eval_model(batch).heatmap
+        if self.target == "mask":
+            return {"heatmap": logits.sigmoid()}
+        b, h, w = logits.shape
+        return {"heatmap": logits.flatten(1).softmax(dim=-1).reshape(b, h, w)}

@@ -1,0 +1,104 @@
+"""Semi-supervised classification: a labelled and an unlabelled stream, an EMA teacher.
+
+Each training step draws one batch from each stream. The labelled batch gives the
+cross-entropy of the student; on the unlabelled batch the teacher's confident
+predictions (max probability ≥ ``threshold``) become pseudo-labels for the student,
+which sees the batch with Gaussian noise on its float modalities (the weak/strong
+split of FixMatch and Mean Teacher, in its most generic form). The teacher is an
+exponential moving average of the student (``ema_decay``; 0 = the student itself,
+plain pseudo-labelling) and is what validation, test and the exported weights use.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polymodal.data.specs import MODALITIES
+from polymodal.train.tasks.classification import ClassificationModule
+
+STREAMS = ("labelled", "unlabelled")
+
+
+def with_noise(batch: dict[str, Tensor], std: float) -> dict[str, Tensor]:
+    """A copy of ``batch`` with N(0, std²) noise added to every float modality tensor
+    (from the global generator, which the task seeds per step)."""
+    if std <= 0:
+        return batch
+    out = dict(batch)
+    for key, value in batch.items():
+        if key in MODALITIES and value.is_floating_point():
+            out[key] = value + std * torch.randn_like(value)
+    return out
+
+
+class SemiSupervisedModule(ClassificationModule):
+    """Classification trained on labelled and unlabelled streams (module doc).
+
+    Args:
+        model: maps a batch to ``.logits`` (B, C).
+        num_classes: C.
+        unlabelled_weight: λ, the weight of the pseudo-label loss.
+        threshold: τ, the teacher confidence a pseudo-label needs.
+        ema_decay: teacher = EMA of the student with this decay; 0 = no teacher copy.
+        noise: std of the noise on the student's unlabelled inputs.
+        **kwargs: :class:`~polymodal.train.tasks.base.TaskModule` options.
+    """
+
+    kind: ClassVar[str] = "semi_supervised"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        unlabelled_weight: float = 1.0,
+        threshold: float = 0.9,
+        ema_decay: float = 0.99,
+        noise: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, num_classes, **kwargs)
+        self.unlabelled_weight = unlabelled_weight
+        self.threshold = threshold
+        self.ema_decay = ema_decay
+        self.noise = noise
+        self.teacher = copy.deepcopy(model).requires_grad_(False) if ema_decay > 0 else None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.teacher if self.teacher is not None else self.model
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:  # type: ignore[override]
+        labelled, unlabelled = batch["labelled"], batch["unlabelled"]
+        logits = self.model(self.training_inputs(labelled, batch_idx)).logits
+        supervised = F.cross_entropy(logits, labelled["label"])
+        with torch.no_grad():
+            teacher = self.eval_model
+            was_training = teacher.training
+            teacher.eval()
+            probabilities = teacher(unlabelled).logits.softmax(dim=-1)
+            teacher.train(was_training)
+        confidence, pseudo = probabilities.max(dim=-1)
+        keep = (confidence >= self.threshold).float()
+        student = self.model(
+            with_noise(self.training_inputs(unlabelled, batch_idx), self.noise)
+        ).logits
+        unsupervised = (F.cross_entropy(student, pseudo, reduction="none") * keep).mean()
+        loss = supervised + self.unlabelled_weight * unsupervised
+        size = logits.shape[0]
+        self.log("train_loss", loss, prog_bar=True, batch_size=size)
+        self.log("train_pseudo_share", keep.mean(), batch_size=size)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.teacher is None:
+            return
+        with torch.no_grad():
+            for t, s in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
+                t.lerp_(s, 1.0 - self.ema_decay)
+            for t, s in zip(self.teacher.buffers(), self.model.buffers(), strict=True):
+                t.copy_(s)
