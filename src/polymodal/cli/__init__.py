@@ -31,12 +31,13 @@ examples:
   polymodal fit configs/fusion_av_digits.yaml trainer.max_epochs=3
   polymodal fit configs/shapes_vlm.yaml        train the small VLM on Shapes-VQA
   polymodal eval runs/fusion                   test metrics of a finished run
+  polymodal predict runs/fusion my_files/ --out preds/   apply a run to your files
   polymodal cv configs/subtype_fusion.yaml --folds 5
   polymodal adapt runs/abpem_av_digits --corrupt audio:wind:5
   polymodal analyze contribution runs/fusion   how much each modality counts
 """
 
-COMMANDS = ("data", "cache", "fit", "cv", "adapt", "analyze", "bench")
+COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench")
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 
 

@@ -109,9 +109,7 @@ class MaskedAutoencoder(nn.Module):
         patch_values = self.patch[0] * self.patch[1] * self.patch[2] * encoder.in_channels
         self.project = nn.Linear(encoder.dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(decoder_dim))
-        self.register_buffer(
-            "pos_embed", sincos_3d(grid, decoder_dim)[None], persistent=False
-        )
+        self.register_buffer("pos_embed", sincos_3d(grid, decoder_dim)[None], persistent=False)
         self.blocks = nn.ModuleList(
             TransformerBlock(decoder_dim, num_heads) for _ in range(decoder_depth)
         )
@@ -205,7 +203,9 @@ def build_mae(
     shape = [int(s) for s in options.get("shape", ())]
     if name == "video":
         t, c, h, w = shape
-        encoder: ViTEncoder | VolumeViT = VideoViT(t, (h, w), tubelet, patch_size, c, dim, depth, num_heads)
+        encoder: ViTEncoder | VolumeViT = VideoViT(
+            t, (h, w), tubelet, patch_size, c, dim, depth, num_heads
+        )
     elif name in VOLUMES:
         encoder = VolumeViT(shape, patch_size, 1, dim, depth, num_heads)
     elif len(shape) == 3:

@@ -56,7 +56,9 @@ class ContrastiveRetrievalModule(TaskModule):
 
     Each sample is a matching (query, document) pair. Validation and test embed the
     whole split and rank all of its documents for every query: ``recall@1`` and
-    ``recall@5`` (``val_recall@1`` is monitored, higher is better).
+    ``recall@5`` (``val_recall@1`` is monitored, higher is better). Prediction
+    embeds whichever side an input feeds, through the model's ``query`` and
+    ``document`` towers.
     """
 
     kind: ClassVar[str] = "contrastive_retrieval"
@@ -103,5 +105,10 @@ class ContrastiveRetrievalModule(TaskModule):
         self._score("test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Any:
-        out = self.eval_model(batch)
-        return {"query": out.query, "document": out.document}
+        # Inputs to embed may hold one side only: run each tower whose modalities are here.
+        out = {}
+        for side in ("query", "document"):
+            tower = getattr(self.eval_model, side)
+            if any(m in batch for m in tower.encoders):
+                out[side] = tower(batch)
+        return out

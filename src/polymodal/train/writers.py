@@ -1,0 +1,111 @@
+"""The built-in prediction writers of ``polymodal predict``, one per task kind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import save_file
+from torch import Tensor
+
+from polymodal.train.predict import PredictionContext, register_writer
+
+
+def _png(path: Path, image: np.ndarray) -> Path:
+    """Write (H, W) or (H, W, 3) values in [0, 1] as an 8-bit PNG."""
+    from PIL import Image
+
+    pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _tensors(path: Path, tensors: dict[str, Tensor]) -> Path:
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+@register_writer("classification")
+@register_writer("semi_supervised")
+def write_classes(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``predictions.csv``: name, predicted class (and its name), then one probability per class."""
+    probabilities = predictions["probabilities"]  # (N, C)
+    classes = getattr(context.dataset, "classes", None)
+    path = out / "predictions.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        header = ["name", "class", *(["class_name"] if classes else [])]
+        writer.writerow([*header, *(f"p_{c}" for c in range(probabilities.shape[1]))])
+        for name, row in zip(context.names, probabilities.tolist(), strict=True):
+            best = int(np.argmax(row))
+            named = [classes[best]] if classes else []
+            writer.writerow([name, best, *named, *(f"{p:.6f}" for p in row)])
+    return [path]
+
+
+@register_writer("dense_prediction")
+def write_heatmaps(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``heatmaps/NAME.png`` (scaled to its maximum for a saliency map) and every map
+    at full precision in ``heatmaps.safetensors``."""
+    maps = predictions["heatmap"].float()  # (N, H, W)
+    folder = out / "heatmaps"
+    folder.mkdir(exist_ok=True)
+    files = [_tensors(out / "heatmaps.safetensors", {"heatmap": maps})]
+    saliency = context.config.task.options.get("target") == "saliency"
+    for name, heatmap in zip(context.names, maps.numpy(), strict=True):
+        shown = heatmap / max(float(heatmap.max()), 1e-12) if saliency else heatmap
+        files.append(_png(folder / f"{name}.png", shown))
+    return files
+
+
+@register_writer("masked_reconstruction")
+def write_reconstructions(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``reconstructions.safetensors`` (reconstruction, mask) and, for images,
+    ``reconstructions/NAME.png`` (hidden patches predicted, visible ones as given)."""
+    files = [_tensors(out / "reconstructions.safetensors", predictions)]
+    reconstruction = predictions["reconstruction"].float()
+    if reconstruction.dim() == 4 and reconstruction.shape[1] in (1, 3):  # (N, C, H, W) images
+        folder = out / "reconstructions"
+        folder.mkdir(exist_ok=True)
+        for name, image in zip(context.names, reconstruction.numpy(), strict=True):
+            pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)  # (H, W[, 3])
+            files.append(_png(folder / f"{name}.png", pixels))
+    return files
+
+
+@register_writer("contrastive_retrieval")
+def write_embeddings(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``embeddings.safetensors``: the query and/or document embedding of every input
+    (whichever sides its modalities feed), and ``names.json`` in row order."""
+    names = out / "names.json"
+    names.write_text(json.dumps(context.names))
+    return [_tensors(out / "embeddings.safetensors", predictions), names]
+
+
+@register_writer("sequence_generation")
+def write_sequences(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``generated.jsonl``: per input its name, token ids and, with the data set's
+    vocabulary, the text (special tokens left out)."""
+    vocab = getattr(context.dataset, "vocab", None)
+    ends = {getattr(context.dataset, "bos", None), getattr(context.dataset, "eos", None)}
+    path = out / "generated.jsonl"
+    with path.open("w") as f:
+        for name, row in zip(context.names, predictions["tokens"].tolist(), strict=True):
+            ids = [t for t in row if t != -100]
+            record: dict[str, object] = {"name": name, "tokens": ids}
+            if vocab is not None:
+                record["text"] = " ".join(vocab[t] for t in ids if t not in ends)
+            f.write(json.dumps(record) + "\n")
+    return [path]
