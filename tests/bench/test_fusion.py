@@ -97,3 +97,11 @@ def test_the_dropout_run_differs_from_the_plain_one_only_by_its_rates(monkeypatc
         "model.modality_dropout.audio",
         "out_dir",
     }
+
+
+def test_a_cuda_run_is_its_own_cache_entry_and_a_cpu_run_keeps_its_key():
+    cpu = fusion.experiment("late", 0, quick=True)
+    cuda = fusion.experiment("late", 0, quick=True, device="cuda")
+    assert cpu.trainer.accelerator == "cpu" and cuda.trainer.accelerator == "gpu"
+    assert cpu.out_dir != cuda.out_dir
+    assert fusion.experiment("late", 0, quick=True, device="cpu").out_dir == cpu.out_dir

@@ -39,7 +39,7 @@ from polymodal.bench.verdict import RESAMPLES, Part, paired_difference
 from polymodal.data.cache import run_folder
 from polymodal.data.real_folders import av_mnist_options
 from polymodal.plots import bar_chart
-from polymodal.train.config import ExperimentConfig, load_config
+from polymodal.train.config import ExperimentConfig, load_config, on_device
 
 UNIMODAL = ("image_only", "audio_only")
 FUSION = ("early", "late", "cross_attention")
@@ -116,9 +116,12 @@ def experiment(
     bench: FusionBench = AV_DIGITS,
     data_dir: Path | None = None,
     extra: Sequence[str] = (),
+    device: str = "cpu",
 ) -> ExperimentConfig:
-    """The config of one bench run: the recipe YAML plus :func:`overrides`."""
+    """The config of one bench run: the recipe YAML plus :func:`overrides`, trained on
+    ``device`` (``cpu`` or ``cuda``; the run folder differs per device)."""
     config = load_config(bench.config, overrides(fusion, seed, quick, bench, data_dir, extra))
+    config = on_device(config, device)
     code = ("polymodal.train.recipe", "polymodal.modules.classifier", *bench.code)
     config.out_dir = str(run_folder(f"bench/{bench.name}", config.to_dict(), code=code))
     return config
@@ -165,7 +168,8 @@ def run(context: Context, bench: FusionBench = AV_DIGITS) -> Outcome:
     missing: dict[str, dict[str, list[np.ndarray]]] = {}
     progress = not context.progress
     for name, seed in tqdm(jobs, desc=f"{bench.name}: training", disable=progress):
-        result = train_cached(experiment(name, seed, context.quick, bench, context.data_dir))
+        config = experiment(name, seed, context.quick, bench, context.data_dir, (), context.device)
+        result = train_cached(config)
         assert result.predictions is not None
         accuracy[name].append(result.metrics["test_acc"])
         macro_f1[name].append(result.metrics["test_macro_f1"])
@@ -182,7 +186,9 @@ def run(context: Context, bench: FusionBench = AV_DIGITS) -> Outcome:
     dropout = f"{best_fusion} + modality dropout"
     extra = [fusion_missing.dropout_override()]
     for seed in tqdm(SEEDS, desc=f"{bench.name}: modality dropout", disable=progress):
-        config = experiment(best_fusion, seed, context.quick, bench, context.data_dir, extra)
+        config = experiment(
+            best_fusion, seed, context.quick, bench, context.data_dir, extra, context.device
+        )
         result = train_cached(config)
         assert result.predictions is not None
         accuracy.setdefault(dropout, []).append(result.metrics["test_acc"])
@@ -251,6 +257,7 @@ register(
         metric="test accuracy, mean over 3 seeds",
         criterion=CRITERION,
         run=run,
+        honours_device=True,
     )
 )
 register(
@@ -266,5 +273,6 @@ register(
         criterion=CRITERION,
         run=lambda context: run(context, AV_MNIST),
         needs_data=True,
+        honours_device=True,
     )
 )

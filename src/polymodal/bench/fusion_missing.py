@@ -73,16 +73,21 @@ def _evaluate_missing(out_dir: Path) -> dict[str, np.ndarray]:
 
     from polymodal.train.recipe import load_trained
 
-    _, model, data = load_trained(out_dir)
+    config, model, data = load_trained(out_dir)
+    device = "cuda" if config.trainer.accelerator in ("gpu", "cuda") else "cpu"  # as trained
+    model.to(device)
     loader = data.test_dataloader()
     out: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for missing in MODALITIES:
             right = []
             for batch in loader:
-                batch[f"{missing}_mask"] = torch.zeros(len(batch["label"]), dtype=torch.bool)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                batch[f"{missing}_mask"] = torch.zeros(
+                    len(batch["label"]), dtype=torch.bool, device=device
+                )
                 pred = model(batch).logits.argmax(dim=-1)  # (B,)
-                right.append((pred == batch["label"]).float())
+                right.append((pred == batch["label"]).float().cpu())
             out[missing] = torch.cat(right).numpy()
     return out
 

@@ -181,18 +181,20 @@ def carve_validation(
 def predict_logits(
     model: nn.Module, dataset: Dataset[Any], batch_size: int = 64
 ) -> tuple[Tensor, Tensor]:
-    """Logits (S, C) and labels (S,) of a model on a dataset, in its order."""
+    """Logits (S, C) and labels (S,) of a model on a dataset, in its order, computed
+    on the device the model's parameters are on."""
     import torch
     from torch.utils.data import DataLoader
 
     from polymodal.data.contract import collate
 
     model.eval()
+    device = next(model.parameters()).device
     logits, labels = [], []
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-            out = model(batch)
-            logits.append((out if isinstance(out, torch.Tensor) else out.logits).float())
+            out = model({k: v.to(device) for k, v in batch.items()})
+            logits.append((out if isinstance(out, torch.Tensor) else out.logits).float().cpu())
             labels.append(batch["label"])
     return torch.cat(logits), torch.cat(labels)
 

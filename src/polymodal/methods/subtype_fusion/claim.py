@@ -28,7 +28,7 @@ from polymodal.bench.verdict import RESAMPLES, Part, bootstrap
 from polymodal.data.cache import run_folder
 from polymodal.plots import bar_chart
 from polymodal.runtime import single_threaded
-from polymodal.train.config import ExperimentConfig, load_config
+from polymodal.train.config import ExperimentConfig, load_config, on_device
 
 SINGLE = ("tiles_only", "genes_only")
 BASELINES = (*SINGLE, "concat")
@@ -61,9 +61,10 @@ def overrides(model: str, quick: bool) -> list[str]:
     return [*named, "trainer.progress_bar=false", *(QUICK if quick else ())]
 
 
-def experiment(model: str, quick: bool) -> ExperimentConfig:
-    """The config of one model's CV: the recipe YAML plus :func:`overrides`."""
-    config = load_config(CONFIG, overrides(model, quick))
+def experiment(model: str, quick: bool, device: str = "cpu") -> ExperimentConfig:
+    """The config of one model's CV: the recipe YAML plus :func:`overrides`, trained on
+    ``device`` (``cpu`` or ``cuda``; the run folder differs per device)."""
+    config = on_device(load_config(CONFIG, overrides(model, quick)), device)
     code = (
         "polymodal.train.kfold",
         "polymodal.methods.subtype_fusion.model",
@@ -157,7 +158,7 @@ def run(context: Context) -> Outcome:
             if context.progress:
                 print(f"subtype_fusion: 5-fold CV of {model}", flush=True)
             result = cross_validate(
-                experiment(model, context.quick), folds=FOLDS, resume=True, progress=False
+                experiment(model, context.quick, context.device), folds=FOLDS, resume=True, progress=False
             )
             per_fold[model] = {m: [f.metrics[m] for f in result.folds] for m in METRICS}
             preds[model] = result.predictions.pred
@@ -242,5 +243,6 @@ register(
         criterion=CRITERION,
         run=run,
         unit="macro-F1",
+        honours_device=True,
     )
 )
