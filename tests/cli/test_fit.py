@@ -50,21 +50,24 @@ def test_a_shapes_vqa_config_trains_the_vlm(home, monkeypatch, capsys):
 
     seen = []
 
-    def fake_fit(config):
-        seen.append(config)
+    def fake_fit(config, resume=False):
+        seen.append((config, resume))
         return SimpleNamespace(run_dir=Path(config.out_dir), metrics={"test_acc": 0.5})
 
     monkeypatch.setattr(vlm, "fit_vlm", fake_fit)
     out = home / "vlm"
     args = ["fit", "configs/shapes_vlm.yaml", "attention=mma", "data.rows=questions"]
     assert main([*args, f"out_dir={out}"]) == 0
-    assert isinstance(seen[0], VLMConfig) and seen[0].attention == "mma"
+    assert isinstance(seen[0][0], VLMConfig) and seen[0][0].attention == "mma"
+    assert seen[0][1] is False
     assert json.loads(capsys.readouterr().out) == {"out_dir": str(out), "test_acc": 0.5}
+    assert main([*args, f"out_dir={out}", "task.kind=vqa", "--resume"]) == 0
+    assert seen[1][1] is True
 
 
-def test_the_vlm_recipe_refuses_resume(home, capsys):
-    assert main(["fit", "configs/shapes_vlm.yaml", "--resume"]) == 2
-    assert "the VLM recipe cannot --resume" in one_line_error(capsys)
+def test_the_vlm_recipe_takes_no_other_task(home, capsys):
+    assert main(["fit", "configs/shapes_vlm.yaml", "task.kind=classification"]) == 2
+    assert "unknown config key" in one_line_error(capsys)
 
 
 def test_eval_retests_a_vlm_run_folder(home, capsys):

@@ -160,3 +160,52 @@ def test_training_caches_a_model_whose_hf_path_matches_its_forward(
         vlm.model, prompt_ids, batch.pixel_values, prompt_mask, keep_ratio=1.0, max_new_tokens=1
     )
     torch.testing.assert_close(hf.sequences[:, 0], ours)
+
+
+class Interrupted(Exception):
+    """Stands in for a killed process."""
+
+
+@pytest.mark.slow
+def test_an_interrupted_vlm_run_resumes_to_the_same_weights_and_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polymodal.cli import main
+    from polymodal.train.vlm import VQAModule
+
+    monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+    tiny = [
+        "data.options={train: 96, val: 16, test: 16}",
+        "data.batch_size=16",
+        "model.vision_hidden=32",
+        "model.text_hidden=32",
+        "model.text_layers=1",
+        "vision_pretrain.steps=5",
+        "trainer.max_epochs=2",
+        "trainer.progress_bar=false",
+    ]
+    assert main(["fit", str(CONFIG), *tiny, f"out_dir={tmp_path / 'straight'}"]) == 0
+
+    start = VQAModule.on_train_epoch_start
+
+    def stop_at_second_epoch(self: VQAModule) -> None:
+        if self.current_epoch == 1:
+            raise Interrupted
+        start(self)
+
+    monkeypatch.setattr(VQAModule, "on_train_epoch_start", stop_at_second_epoch)
+    with pytest.raises(Interrupted):
+        main(["fit", str(CONFIG), *tiny, f"out_dir={tmp_path / 'resumed'}"])
+    monkeypatch.setattr(VQAModule, "on_train_epoch_start", start)
+    assert (
+        main(["fit", str(CONFIG), *tiny, f"out_dir={tmp_path / 'resumed'}"]) == 2
+    )  # needs --resume
+    assert main(["fit", str(CONFIG), *tiny, f"out_dir={tmp_path / 'resumed'}", "--resume"]) == 0
+
+    for name in ("metrics.json", "history.json"):
+        straight = json.loads((tmp_path / "straight" / name).read_text())
+        assert json.loads((tmp_path / "resumed" / name).read_text()) == straight
+    expected = load_vlm(tmp_path / "straight").model.state_dict()
+    actual = load_vlm(tmp_path / "resumed").model.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, rtol=0, atol=0)

@@ -1,9 +1,10 @@
 """``polymodal fit CONFIG`` and ``polymodal eval RUN_DIR``: train a model, re-test a run.
 
-``fit`` picks the recipe from the config: the small-VLM recipe
-(:mod:`polymodal.train.vlm`) when ``data.name`` is ``shapes_vqa``, else the
-supervised classification recipe (:mod:`polymodal.train.recipe`). ``eval`` picks it
-from the run folder: a VLM run holds ``llava_config.json``.
+``fit`` picks the recipe from the config's task (:mod:`polymodal.train.tasks`):
+the one recipe of every task (:mod:`polymodal.train.recipe`), or the task's own,
+as for ``vqa``, the small VLM (:mod:`polymodal.train.vlm`; a config on Shapes-VQA
+names it without a ``task:`` section). ``eval`` picks it from the run folder: a
+VLM run holds ``llava_config.json``.
 """
 
 from __future__ import annotations
@@ -16,35 +17,41 @@ from typing import Any
 from polymodal.cli.common import add_config_arguments
 
 VLM_DATA = "shapes_vqa"
-"""The data set whose configs the VLM recipe trains on."""
+"""The data set whose configs name the VLM recipe (task kind ``vqa``) without saying so."""
 
 
-def is_vlm_config(path: str, overrides: list[str]) -> bool:
-    """Whether a config (after its overrides) names the VLM recipe's data set.
+def task_kind(path: str, overrides: list[str]) -> str:
+    """The task a config (after its overrides) trains.
 
     Args:
-        path: the YAML file.
+        path: the YAML file (or a packaged config's name).
         overrides: dotted ``section.key=value`` overrides.
 
     Returns:
-        True when ``data.name`` is ``shapes_vqa``.
+        ``task.kind`` when the config sets it; else ``vqa`` for a config on
+        Shapes-VQA (the VLM recipe) and ``classification`` otherwise.
     """
     from polymodal.train.config import apply_overrides, read_config_file
 
-    data = apply_overrides(read_config_file(path), overrides).get("data")
-    return isinstance(data, dict) and data.get("name") == VLM_DATA
+    values = apply_overrides(read_config_file(path), overrides)
+    task, data = values.get("task"), values.get("data")
+    if isinstance(task, dict) and task.get("kind"):
+        return str(task["kind"])
+    if isinstance(data, dict) and data.get("name") == VLM_DATA:
+        return "vqa"
+    return "classification"
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Train with the recipe the config names and print the run folder and test metrics."""
-    if is_vlm_config(args.config, args.overrides):
-        from polymodal.errors import ConfigError
-        from polymodal.train.vlm import fit_vlm, load_vlm_config
+    """Train with the recipe of the config's task and print the run folder and test metrics."""
+    from polymodal.train.tasks import task_spec
 
-        if args.resume:
-            raise ConfigError("the VLM recipe cannot --resume; start the run again without it")
-        vlm = fit_vlm(load_vlm_config(args.config, args.overrides))
-        out_dir, metrics = vlm.run_dir, vlm.metrics
+    spec = task_spec(task_kind(args.config, args.overrides))
+    if spec.recipe:
+        from polymodal.train.recipe import resolve_builder
+
+        own_recipe = resolve_builder(spec.recipe)
+        out_dir, metrics = own_recipe(args.config, args.overrides, resume=args.resume)
     else:
         from polymodal.train.config import load_config
         from polymodal.train.recipe import fit
@@ -73,18 +80,22 @@ def add_parser(commands: Any) -> None:
     """Register ``fit`` and ``eval`` on the subparsers."""
     fit = commands.add_parser(
         "fit",
-        help="train a model from a YAML config (classifier, or the small VLM on Shapes-VQA)",
+        help="train a model from a YAML config (any task kind, or the small VLM)",
         description=(
-            "Train the model a YAML config describes (sections: data, model, optim, trainer). "
-            "A config whose data.name is shapes_vqa trains the small LLaVA-style VLM "
-            "(configs/shapes_vlm.yaml); any other trains a multimodal classifier. "
+            "Train the model a YAML config describes (sections: task, data, model, optim, "
+            "trainer). task.kind picks what it learns: classification (the default), "
+            "masked_reconstruction, contrastive_retrieval, dense_prediction, "
+            "sequence_generation, semi_supervised, or vqa (the small LLaVA-style VLM, "
+            "configs/shapes_vlm.yaml; a config on shapes_vqa needs no task section). "
             "Checkpoints go to out_dir/checkpoints (weights as safetensors); "
-            "metrics to out_dir/metrics.json."
+            "metrics to out_dir/metrics.json. Packaged configs can be named without a path."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
             "  polymodal fit configs/fusion_av_digits.yaml trainer.max_epochs=3 seed=1\n"
+            "  polymodal fit shapes_mae out_dir=runs/mae          # masked pre-training\n"
+            "  polymodal fit shapes_segmentation task.options.target=saliency\n"
             "  polymodal fit configs/shapes_vlm.yaml attention=mma out_dir=runs/vlm_mma"
         ),
     )
@@ -92,8 +103,7 @@ def add_parser(commands: Any) -> None:
     fit.add_argument(
         "--resume",
         action="store_true",
-        help="continue from out_dir/checkpoints/last.ckpt (exactly as if never interrupted; "
-        "classification runs)",
+        help="continue from out_dir/checkpoints/last.ckpt (exactly as if never interrupted)",
     )
     fit.set_defaults(func=cmd_fit)
 

@@ -274,8 +274,13 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
         raise ConfigError(
             f"{out_dir} already holds a run; pass --resume to continue it or choose another out_dir"
         )
-    L.seed_everything(config.seed, workers=True, verbose=False)
     spec = task_spec(config.task.kind)
+    if spec.recipe:
+        raise ConfigError(
+            f"task {spec.name!r} trains with its own recipe ({spec.recipe}); "
+            "run it with `polymodal fit CONFIG`"
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
     data = MultimodalDataModule(config.data, seed=config.seed, streams=spec.streams)
     model, sizes = build_model(config, data)
     if config.model.init_from:

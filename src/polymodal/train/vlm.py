@@ -57,6 +57,7 @@ from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, sa
 from polymodal.train.config import (
     DataConfig,
     OptimConfig,
+    TaskConfig,
     TrainerConfig,
     apply_overrides,
     check_values,
@@ -136,6 +137,8 @@ class VLMConfig:
     name: str = "shapes-vlm"
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
+    task: TaskConfig = field(default_factory=lambda: TaskConfig(kind="vqa"))
+    """Always ``vqa`` (:mod:`polymodal.train.tasks`); it names this recipe."""
     attention: str = "causal"
     """``"causal"`` or ``"mma"`` (modality-mutual attention, AKI's rule in
     :mod:`polymodal.modules.masks`): image tokens also see the question, never the
@@ -204,6 +207,8 @@ def load_vlm_config(
     check_values(config, check_device)
     if config.data.name != "shapes_vqa":
         raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
+    if config.task.kind != "vqa" or config.task.options:
+        raise ConfigError(f"the VLM recipe is task kind 'vqa' without options, not {config.task}")
     check_rows(config)
     return config
 
@@ -371,6 +376,12 @@ class VQAModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 100_003 + self.current_epoch * 101 + self.global_rank)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vqa_history"] = list(self.history)  # a resumed run keeps the earlier epochs
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("vqa_history", []))
+
     def training_step(self, batch: VQABatch, batch_idx: int) -> Tensor:
         mask = model_mask(
             self.model, self.attention, batch.input_ids, batch.attention_mask, batch.labels
@@ -491,18 +502,30 @@ def steps_per_epoch(train: ShapesVQA, config: VLMConfig) -> int:
     return math.ceil(len(training_rows(train, config)) / config.data.batch_size)  # type: ignore[arg-type]
 
 
-def fit_vlm(config: VLMConfig) -> TrainedVLM:
+def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
     """Train the VLM a config describes, test it, and write its run folder.
+
+    Args:
+        config: the run.
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists (the
+            checkpoint holds the pre-trained tower, so stage 0 is not run again);
+            the resumed run ends with exactly the numbers of an uninterrupted one.
 
     Returns:
         The :class:`TrainedVLM` (model in eval mode) with its test metrics.
     """
-    from polymodal.train.recipe import _quiet_lightning
+    from polymodal.train.recipe import LAST, _quiet_lightning
 
     _quiet_lightning()
     _check_grid(config)
     check_rows(config)
     out_dir = Path(config.out_dir)
+    last = out_dir / "checkpoints" / LAST
+    if not resume and last.exists():
+        raise ConfigError(
+            f"{out_dir} already holds a run; pass --resume to continue it or choose another out_dir"
+        )
+    resuming = resume and last.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = _datasets(config)
@@ -512,7 +535,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     model = build_small_llava(spec, seed=config.seed)
     if config.init_from is not None:
         model.load_state_dict(load_weights(Path(config.init_from) / "model.safetensors"))
-    elif config.vision_pretrain.steps:
+    elif config.vision_pretrain.steps and not resuming:
         train = data["train"]
         labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
         if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
@@ -537,7 +560,9 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
         devices=t.devices,
         precision=t.precision,  # type: ignore[arg-type]
         logger=False,
-        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints")],
+        callbacks=[
+            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True)
+        ],
         plugins=[SafetensorsCheckpointIO()],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -548,6 +573,7 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
         module,
         train_dataloaders=_loader(training_rows(data["train"], config), collator, config, True),
         val_dataloaders=_loader(data["val"], collator, config, shuffle=False),
+        ckpt_path=str(last) if resuming else None,
     )
     tested = trainer.test(
         module, dataloaders=_loader(data["test"], collator, config, shuffle=False), verbose=False
@@ -563,6 +589,15 @@ def fit_vlm(config: VLMConfig) -> TrainedVLM:
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
     return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir, items)
+
+
+def fit_file(
+    path: str | Path, overrides: Sequence[str] = (), resume: bool = False
+) -> tuple[Path, dict[str, float]]:
+    """The ``vqa`` task's recipe for ``polymodal fit``: train the VLM a YAML file
+    describes (plus overrides); returns the run folder and its test metrics."""
+    trained = fit_vlm(load_vlm_config(path, overrides), resume=resume)
+    return trained.run_dir, trained.metrics
 
 
 def load_vlm(run_dir: str | Path) -> TrainedVLM:
@@ -591,14 +626,17 @@ def cached_vlm(config: VLMConfig) -> TrainedVLM:
     it imports (:func:`polymodal.data.cache.run_folder`).
 
     ``config.out_dir`` is replaced by the cache folder; an unfinished folder (a run
-    killed midway) is emptied and trained again from scratch.
+    killed midway) is resumed from its last checkpoint, or emptied and trained
+    again when it has none.
     """
     params = {k: v for k, v in config.to_dict().items() if k != "out_dir"}
     run_dir = run_folder("vlm", params, code=("polymodal.train.vlm",))
     if (run_dir / "metrics.json").is_file():
         return load_vlm(run_dir)
-    empty_run_folder(run_dir)
-    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)))
+    resumable = (run_dir / "checkpoints" / "last.ckpt").exists()
+    if not resumable:
+        empty_run_folder(run_dir)
+    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)), resume=resumable)
 
 
 def evaluate_vlm(run_dir: str | Path, split: str = "test") -> dict[str, float]:

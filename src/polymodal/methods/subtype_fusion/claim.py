@@ -158,7 +158,10 @@ def run(context: Context) -> Outcome:
             if context.progress:
                 print(f"subtype_fusion: 5-fold CV of {model}", flush=True)
             result = cross_validate(
-                experiment(model, context.quick, context.device), folds=FOLDS, resume=True, progress=False
+                experiment(model, context.quick, context.device),
+                folds=FOLDS,
+                resume=True,
+                progress=False,
             )
             per_fold[model] = {m: [f.metrics[m] for f in result.folds] for m in METRICS}
             preds[model] = result.predictions.pred

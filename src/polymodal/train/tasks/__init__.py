@@ -1,9 +1,12 @@
 """The task kinds ``polymodal fit`` trains, each a :class:`~polymodal.train.tasks.base.TaskModule`.
 
 A config's ``task:`` section picks one (``kind``, default ``classification``) and
-passes ``options`` to its module. A task names the targets a sample must carry,
-its default model builder (``model.options.builder`` overrides it), and what it
-reads off the data set to size the model (classes, vocabulary).
+passes ``options`` to its module. ``vqa``, the small VLM, is a sequence-generation
+task with a recipe of its own (its config describes a Hugging Face LLaVA and its
+two training stages); ``polymodal fit`` dispatches on the kind either way. A task
+names the targets a sample must carry, its default model builder
+(``model.options.builder`` overrides it), and what it reads off the data set to
+size the model (classes, vocabulary).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class TaskSpec:
         sizes: what the task reads off the data set: ``num_classes``, ``vocab_size``.
         streams: trains on a labelled and an unlabelled stream.
         summary: one line for ``--help`` and errors.
+        recipe: ``"package.module:function"`` of a recipe of the task's own, for a
+            task whose model and data need another config schema (the small VLM);
+            called as ``recipe(config_path, overrides, resume=...)`` and returning
+            ``(run folder, test metrics)``. Empty: :func:`polymodal.train.recipe.fit`.
     """
 
     name: str
@@ -39,6 +46,7 @@ class TaskSpec:
     sizes: tuple[str, ...]
     summary: str
     streams: bool = False
+    recipe: str = ""
 
     def module_class(self) -> type[TaskModule]:
         path, _, attr = self.module.partition(":")
@@ -97,6 +105,15 @@ TASKS: dict[str, TaskSpec] = {
             ("num_classes",),
             "classification from a few labels and many unlabelled samples (EMA teacher)",
             streams=True,
+        ),
+        TaskSpec(
+            "vqa",
+            "polymodal.train.vlm:VQAModule",
+            "polymodal.hf.llava:build_small_llava",
+            (),
+            (),
+            "the small LLaVA-style VLM on Shapes-VQA (answer-token cross-entropy; exact match)",
+            recipe="polymodal.train.vlm:fit_file",
         ),
     )
 }
