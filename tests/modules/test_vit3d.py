@@ -1,4 +1,4 @@
-"""Tests of the volume and video ViTs, their sin-cos positions and MAE masking."""
+"""Tests of the volume and video ViTs and their sin-cos positions (masking: test_masking.py)."""
 
 import math
 
@@ -10,11 +10,8 @@ from polymodal.errors import ConfigError
 from polymodal.modules.vit3d import (
     VideoViT,
     VolumeViT,
-    num_kept,
-    random_masking,
     sincos_1d,
     sincos_3d,
-    unshuffle,
 )
 
 
@@ -42,40 +39,6 @@ def test_sincos_3d_hand_values() -> None:
 def test_sincos_3d_rejects_width_not_divisible_by_six() -> None:
     with pytest.raises(ConfigError, match="divisible by 6"):
         sincos_3d((2, 2, 2), 8)
-
-
-@pytest.mark.parametrize(("n", "ratio", "kept"), [(16, 0.75, 4), (10, 0.6, 4), (7, 0.5, 4)])
-def test_masking_keeps_round_share(n: int, ratio: float, kept: int) -> None:
-    assert num_kept(n, ratio) == kept
-    tokens = torch.randn(3, n, 5)
-    m = random_masking(tokens, ratio, torch.Generator().manual_seed(0))
-    assert m.kept.shape == (3, kept, 5)
-    assert (m.mask == 0).sum(dim=1).tolist() == [kept] * 3
-
-
-def test_masking_kept_tokens_and_restore() -> None:
-    tokens = torch.arange(2 * 8, dtype=torch.float32).view(2, 8, 1).expand(-1, -1, 3)
-    m = random_masking(tokens, 0.5, torch.Generator().manual_seed(1))
-    assert_close(m.kept, tokens.gather(1, m.ids_keep[..., None].expand(-1, -1, 3)))
-    # the kept positions are exactly the unmasked ones
-    for b in range(2):
-        assert sorted(m.ids_keep[b].tolist()) == torch.nonzero(m.mask[b] == 0).flatten().tolist()
-    # ids_restore inverts the shuffle: unshuffle puts every kept token back in place
-    full = unshuffle(m.kept, torch.full((3,), -1.0), m.ids_restore)
-    want = torch.where(m.mask[..., None].bool(), torch.tensor(-1.0), tokens)
-    assert_close(full, want)
-
-
-def test_masking_is_reproducible_with_a_generator() -> None:
-    tokens = torch.randn(2, 12, 4)
-    a = random_masking(tokens, 0.75, torch.Generator().manual_seed(3))
-    b = random_masking(tokens, 0.75, torch.Generator().manual_seed(3))
-    assert torch.equal(a.mask, b.mask)
-
-
-def test_masking_rejects_ratio_one() -> None:
-    with pytest.raises(ConfigError, match="mask ratio"):
-        random_masking(torch.randn(1, 4, 2), 1.0)
 
 
 def _volume() -> VolumeViT:
