@@ -119,11 +119,6 @@ def test_norm_pix_target_has_zero_mean_unit_variance_per_patch() -> None:
     assert_close(out.target.var(dim=-1), torch.ones(2, 4), atol=1e-3, rtol=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with norm_pix=True the reconstruction stays (B, C, 1, H, W) instead of the "
-    "input's (B, C, H, W) layout that ReconstructionOutput documents",
-)
 def test_norm_pix_reconstruction_keeps_the_input_layout() -> None:
     mae = build_mae("none", {"image": {"shape": [1, 8, 8]}}, dim=12, decoder_dim=12, norm_pix=True)
     x = torch.rand(2, 1, 8, 8)

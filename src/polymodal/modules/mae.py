@@ -35,7 +35,8 @@ class ReconstructionOutput(NamedTuple):
             model's ``norm_pix`` is on).
         mask: (B, N) 1.0 where the patch was hidden from the encoder.
         reconstruction: the prediction folded back to the input's layout, with the
-            visible patches taken from the input (for looking at, not for the loss).
+            visible patches taken from the input (for looking at, not for the loss);
+            per-patch normalised values when the model's ``norm_pix`` is on.
     """
 
     prediction: Tensor
@@ -158,8 +159,8 @@ class MaskedAutoencoder(nn.Module):
             target = (target - mean) / (var + 1e-6).sqrt()
         mixed = torch.where(encoded.mask[..., None].bool(), prediction, target)
         folded = unpatchify(mixed, self.patch, volume.shape[1:])
-        reconstruction = folded if self.norm_pix else self._from_volume(folded)
-        return ReconstructionOutput(prediction, target, encoded.mask, reconstruction)
+        # In the input's layout; with norm_pix, in per-patch normalised values.
+        return ReconstructionOutput(prediction, target, encoded.mask, self._from_volume(folded))
 
     def _from_volume(self, volume: Tensor) -> Tensor:
         if isinstance(self.encoder, VideoViT):

@@ -90,20 +90,13 @@ def test_coverage_is_one_at_an_object_centre_and_zero_far_away() -> None:
     assert coverage(both, 16)[8, 11] == 1.0  # the largest coverage over objects
 
 
-FLOAT64 = pytest.mark.xfail(
-    strict=True,
-    reason="coverage() returns float64 for triangles and diamonds (NumPy 2 promotes the float32 "
-    "grid by the float64 scalars np.hypot(1.8, 1.0) and np.sqrt(2)); its doc promises float32",
-)
-
-
 @pytest.mark.parametrize(
     "shape",
     [
         "circle",
         "square",
-        pytest.param("triangle", marks=FLOAT64),
-        pytest.param("diamond", marks=FLOAT64),
+        "triangle",
+        "diamond",
     ],
 )
 def test_coverage_is_float32_for_every_shape(shape: str) -> None:

@@ -47,11 +47,6 @@ def test_recall_at_k_by_hand() -> None:
     assert got == pytest.approx([1 / 3, 2 / 3, 1.0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torchmetrics' RetrievalRecall counts only documents with a score > 0, so a "
-    "query's own document ranked first with a cosine <= 0 is missed",
-)
 def test_own_document_ranked_first_counts_even_with_a_negative_cosine() -> None:
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     documents = torch.tensor([[0.6, -0.8], [-0.8, -0.6]])

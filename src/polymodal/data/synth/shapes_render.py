@@ -237,7 +237,7 @@ def coverage(scene: Scene, size: int) -> np.ndarray:
     out = np.zeros((size, size), dtype=np.float32)
     for shape, _, _, x, y, radius in scene.objects:
         distance = _signed_distance(int(shape), xx - x, yy - y, float(radius))
-        out = np.maximum(out, np.clip(0.5 - distance, 0.0, 1.0))
+        out = np.maximum(out, np.clip(0.5 - distance, 0.0, 1.0).astype(np.float32))
     return out
 
 

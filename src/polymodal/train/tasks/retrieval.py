@@ -47,7 +47,9 @@ def recall_at(query: Tensor, document: Tensor, k: int) -> Tensor:
     target = torch.eye(n, dtype=torch.bool, device=query.device)
     indexes = torch.arange(n, device=query.device)[:, None].expand(n, n)
     metric = RetrievalRecall(top_k=k).to(query.device)
-    return metric(scores.flatten(), target.flatten(), indexes=indexes.flatten())
+    # torchmetrics' recall counts only documents scored above 0; cosines are in
+    # [-1, 1], so shifting them by 2 keeps every rank and counts them all.
+    return metric(scores.flatten() + 2.0, target.flatten(), indexes=indexes.flatten())
 
 
 class ContrastiveRetrievalModule(TaskModule):
