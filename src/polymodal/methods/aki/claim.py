@@ -89,7 +89,7 @@ def _items(trained: TrainedVLM) -> np.ndarray:
 
 
 def run(context: Context) -> Outcome:
-    base = vlm_config(context.quick)
+    base = vlm_config(context.quick, context.device)  # trained and tested by Lightning there
     correct: dict[str, list[np.ndarray]] = {rule: [] for rule in RULES}
     metrics: dict[str, list[dict[str, float]]] = {rule: [] for rule in RULES}
     parameters: dict[str, int] = {}
@@ -213,5 +213,6 @@ register(
             "trains the small VLM ten times (two attention rules × five seeds); "
             "run it with --only aki"
         ),
+        honours_device=True,
     )
 )
