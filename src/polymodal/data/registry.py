@@ -24,10 +24,12 @@ _BUILDERS: dict[str, DatasetBuilder] = {}
 _PROVIDERS = (
     "polymodal.data.synth.av_digits",
     "polymodal.data.synth.histo_omics",
+    "polymodal.data.synth.petct",
     "polymodal.data.synth.shapes_scenes",
     "polymodal.data.synth.shapes_vqa",
     "polymodal.data.real.datasets",
     "polymodal.data.real.histo",
+    "polymodal.data.real.nifti",
 )
 
 
