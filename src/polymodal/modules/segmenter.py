@@ -13,8 +13,11 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
-from polymodal.errors import ConfigError
+from polymodal.data.contract import present
+from polymodal.errors import ConfigError, DataError
 from polymodal.modules.encoders import ViTEncoder
+from polymodal.modules.mae import unpatchify
+from polymodal.modules.vit3d import VolumeViT
 
 
 class DenseOutput(NamedTuple):
@@ -52,27 +55,78 @@ class PatchSegmenter(nn.Module):
         return DenseOutput(heatmap)
 
 
+class VolumeSegmenter(nn.Module):
+    """3D dense prediction from one or more co-registered volumes (PET and CT).
+
+    Each modality has its own :class:`~polymodal.modules.vit3d.VolumeViT` on the same
+    grid; their patch tokens are summed over the modalities a sample has, and a
+    linear head maps each token to the voxels of its patch.
+
+    Args:
+        encoders: ``{modality: VolumeViT}`` with equal grids and widths.
+    """
+
+    def __init__(self, encoders: Mapping[str, VolumeViT]) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        first = next(iter(encoders.values()))
+        self.patch = tuple(int(k) for k in first.patch_embed.kernel_size)  # (P_d, P_h, P_w)
+        self.grid = first.grid
+        self.head = nn.Linear(first.dim, self.patch[0] * self.patch[1] * self.patch[2])
+
+    def forward(self, batch: Mapping[str, Tensor]) -> DenseOutput:
+        total: Tensor | None = None
+        for name, encoder in self.encoders.items():
+            here = present(batch, name)
+            if here is None:
+                continue
+            tokens = encoder(batch[name])[:, -encoder.num_patches :]  # (B, N, D)
+            tokens = tokens * here[:, None, None].to(tokens.dtype)
+            total = tokens if total is None else total + tokens
+        if total is None:
+            raise DataError(f"batch has none of {list(self.encoders)}; got keys {sorted(batch)}")
+        values = self.head(total)  # (B, N, P)
+        shape = (1, *(g * p for g, p in zip(self.grid, self.patch, strict=True)))
+        return DenseOutput(unpatchify(values, self.patch, shape)[:, 0])  # (B, D, H, W)
+
+
+VOLUMES = ("ct", "pet")
+
+
 def build_segmenter(
     fusion: str,
     modalities: Mapping[str, Mapping[str, Any]],
     dim: int = 48,
     **vit_options: Any,
-) -> PatchSegmenter:
-    """Build a :class:`PatchSegmenter` (the ``dense_prediction`` task's default).
+) -> PatchSegmenter | VolumeSegmenter:
+    """Build a segmenter (the ``dense_prediction`` task's default): a
+    :class:`VolumeSegmenter` over volume modalities (``ct``, ``pet``), else a
+    :class:`PatchSegmenter` over one image.
 
     Args:
         fusion: unused.
-        modalities: exactly one image-like ``{modality: {"shape": [C, H, W]}}``.
+        modalities: ``{modality: {"shape": [...]}}``: volumes (D, H, W), or exactly
+            one image-like (C, H, W).
         dim: token width.
-        **vit_options: :class:`ViTEncoder` options (``patch_size``, ``depth``, ...).
+        **vit_options: :class:`ViTEncoder` / :class:`VolumeViT` options
+            (``patch_size``, ``depth``, ...).
     """
+    vit_options.setdefault("patch_size", 4)
+    if modalities and all(name in VOLUMES for name in modalities):
+        try:
+            encoders = {
+                name: VolumeViT(tuple(int(s) for s in options["shape"]), dim=dim, **vit_options)
+                for name, options in modalities.items()
+            }
+        except TypeError as error:
+            raise ConfigError(f"bad options for the volume segmenter: {error}") from error
+        return VolumeSegmenter(encoders)
     if len(modalities) != 1:
         raise ConfigError(f"the default segmenter reads one image modality, got {list(modalities)}")
     ((name, options),) = modalities.items()
     shape = [int(s) for s in options.get("shape", ())]
     if len(shape) != 3:
         raise ConfigError(f"the default segmenter needs a (C, H, W) modality, {name!r} is {shape}")
-    vit_options.setdefault("patch_size", 4)
     encoder = ViTEncoder(
         image_size=(shape[1], shape[2]), in_channels=shape[0], dim=dim, **vit_options
     )

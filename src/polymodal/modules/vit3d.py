@@ -151,7 +151,10 @@ class VolumeViT(nn.Module):
         return self.num_patches + int(self.cls_token is not None)
 
     def _to_volume(self, x: Tensor) -> Tensor:
-        """Check the input and return it as (B, C, D, H, W)."""
+        """Check the input and return it as (B, C, D, H, W); a one-channel model also
+        reads (B, D, H, W), the batch layout of the ``ct`` and ``pet`` modalities."""
+        if self.in_channels == 1 and x.dim() == 4:
+            x = x.unsqueeze(1)
         _check_input(type(self).__name__, x, (self.in_channels, *self.volume_size))
         return x
 
@@ -195,7 +198,7 @@ class VolumeViT(nn.Module):
         """Encode every patch.
 
         Args:
-            x: (B, C, D, H, W) volumes of size ``volume_size``.
+            x: (B, C, D, H, W) volumes of size ``volume_size`` ((B, D, H, W) when C = 1).
             output_hidden_states: return a :class:`~polymodal.modules.encoders.ViTOutput`.
             hook: ``hook(layer_index, tokens) -> tokens`` before each block, as in
                 :meth:`~polymodal.modules.encoders.ViTEncoder.forward`.

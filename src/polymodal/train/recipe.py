@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -284,7 +285,13 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     data = MultimodalDataModule(config.data, seed=config.seed, streams=spec.streams)
     model, sizes = build_model(config, data)
     if config.model.init_from:
-        init_from(model, config.model.init_from, config.model.init_map)
+        done = init_from(model, config.model.init_from, config.model.init_map)
+        total = len(model.state_dict())
+        print(
+            f"init_from {config.model.init_from}: {len(done.loaded)} of {total} tensors loaded, "
+            f"{len(done.skipped)} of its tensors not in this model",
+            file=sys.stderr,
+        )
     if config.model.freeze:
         freeze(model, config.model.freeze)
     module = task_module(config, model, sizes)
