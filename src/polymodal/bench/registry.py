@@ -18,6 +18,7 @@ _PROVIDERS = (
     "polymodal.methods.subtype_fusion.claim",
     "polymodal.analysis.contribution.claim",
     "polymodal.methods.abpem.claim",
+    "polymodal.methods.fratmae.claim",
 )
 
 

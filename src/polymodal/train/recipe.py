@@ -287,11 +287,11 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     if config.model.init_from:
         done = init_from(model, config.model.init_from, config.model.init_map)
         total = len(model.state_dict())
-        print(
+        print(  # quiet runs (the bench's: no progress bar) skip it
             f"init_from {config.model.init_from}: {len(done.loaded)} of {total} tensors loaded, "
             f"{len(done.skipped)} of its tensors not in this model",
             file=sys.stderr,
-        )
+        ) if config.trainer.progress_bar else None
     if config.model.freeze:
         freeze(model, config.model.freeze)
     module = task_module(config, model, sizes)

@@ -10,6 +10,7 @@ from polymodal.data.synth.petct import (
     Lesion,
     PetCtConfig,
     draw_case,
+    labelled_subset,
     load_petct,
     malignant_like,
     to_units,
@@ -65,3 +66,13 @@ def test_the_build_gives_contract_samples_with_spacing_in_every_split():
     # deterministic: the same options give the same volumes
     again = load_petct("train", train=6, val=2, test=3, size=16)[0]
     torch.testing.assert_close(again["pet"], sample["pet"])
+
+
+def test_a_train_fraction_keeps_a_stratified_share_of_the_build():
+    labels = torch.tensor([0, 1, 1, 0, 1, 1, 1, 0, 1, 1])  # 3 of class 0, 7 of class 1
+    torch.testing.assert_close(labelled_subset(labels, 0.1), torch.tensor([0, 1]))
+    torch.testing.assert_close(labelled_subset(labels, 0.5), torch.tensor([0, 1, 2, 3, 4, 5]))
+    assert len(labelled_subset(labels, 1.0)) == 10
+    small = load_petct("train", train_fraction=0.5, train=6, val=2, test=3, size=16)
+    full = load_petct("train", train=6, val=2, test=3, size=16)
+    assert 2 <= len(small) < len(full)

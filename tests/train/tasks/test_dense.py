@@ -43,6 +43,9 @@ def test_monitor_and_mode_follow_the_target(target: str, monitor: str, mode: str
 def test_losses_by_hand() -> None:
     heatmap = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
     mask = _module(torch.zeros(1, 2, 2), "mask")
+    # BCE at p = 1/2 is ln 2; soft Dice: 1 - (2 * 0.5 + 1) / (4 * 0.5 + 1 + 1) = 0.5
+    assert mask.loss(torch.zeros(1, 2, 2), heatmap).item() == pytest.approx(math.log(2) + 0.5)
+    mask.mask_loss = "bce"
     assert mask.loss(torch.zeros(1, 2, 2), heatmap).item() == pytest.approx(math.log(2))
     saliency = _module(torch.zeros(1, 2, 2), "saliency")
     # uniform prediction (1/4 each) of a one-pixel truth: KL = ln 4

@@ -266,10 +266,38 @@ class PetCtPhantoms(TensorDictDataset):
         return sample
 
 
+def labelled_subset(labels: Tensor, fraction: float) -> Tensor:
+    """Indices of a stratified ``fraction`` of cases: per class the first
+    ``round(fraction · count)`` (at least one), in case order.
+
+    Args:
+        labels: (N,) class of every case.
+        fraction: in (0, 1].
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"train_fraction must be in (0, 1], got {fraction}")
+    keep = []
+    for c in labels.unique().tolist():
+        members = torch.nonzero(labels == c).flatten()
+        keep.append(members[: max(1, round(fraction * len(members)))])
+    return torch.cat(keep).sort().values
+
+
 @register_dataset("petct_phantoms")
-def load_petct(split: str, **options: Any) -> PetCtPhantoms:
-    """The ``split`` of the PET/CT phantoms built with ``options`` (see :class:`PetCtConfig`)."""
+def load_petct(split: str, train_fraction: float = 1.0, **options: Any) -> PetCtPhantoms:
+    """The ``split`` of the PET/CT phantoms built with ``options`` (see :class:`PetCtConfig`).
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        train_fraction: keep a stratified share of the training cases
+            (:func:`labelled_subset`; few-label fine-tuning); the build is shared.
+        **options: :class:`PetCtConfig` fields.
+    """
     if split not in SPLITS:
         raise ConfigError(f"PET/CT phantoms have splits {SPLITS}, not {split!r}")
     folder = build_petct(**options)
-    return PetCtPhantoms(TensorDictDataset.load(folder / f"{split}.safetensors").tensors)
+    tensors = TensorDictDataset.load(folder / f"{split}.safetensors").tensors
+    if split == "train" and train_fraction < 1.0:
+        keep = labelled_subset(tensors["label"], train_fraction)
+        tensors = {k: v[keep] for k, v in tensors.items()}
+    return PetCtPhantoms(tensors)

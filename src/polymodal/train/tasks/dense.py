@@ -1,7 +1,10 @@
 """Dense prediction: a map per sample, as a segmentation mask or a saliency distribution.
 
-``target: mask`` (segmentation) trains per-pixel binary cross-entropy against a
-``heatmap`` in [0, 1] and scores Dice and IoU at threshold 0.5 with ``torchmetrics``.
+``target: mask`` (segmentation) trains per-pixel binary cross-entropy plus a soft
+Dice loss (``loss: bce_dice``, the default, which copes with small foregrounds such
+as lesions; ``loss: bce`` for cross-entropy alone) against a ``heatmap`` in [0, 1]
+and scores Dice and IoU at threshold 0.5 with ``torchmetrics``. Maps may be 2D
+(H, W) or 3D (D, H, W).
 ``target: saliency`` (affordance / fixation maps) treats the logits and the
 ``heatmap`` as distributions over pixels, trains the KL divergence and scores the
 three standard saliency metrics: KLD (lower is better), SIM and NSS (higher).
@@ -21,6 +24,20 @@ from polymodal.train.tasks.base import TaskModule, batch_size
 from polymodal.train.tasks.saliency import kld, nss, similarity
 
 TARGETS = ("mask", "saliency")
+MASK_LOSSES = ("bce_dice", "bce")
+
+
+def soft_dice_loss(logits: Tensor, truth: Tensor, smooth: float = 1.0) -> Tensor:
+    """Mean over samples of ``1 − (2 Σ p·t + s) / (Σ p + Σ t + s)``, p = sigmoid(logits).
+
+    Args:
+        logits: (B, ...) per-pixel logits.
+        truth: (B, ...) targets in [0, 1].
+        smooth: added to both sides so an empty map with an empty prediction scores 0.
+    """
+    p, t = logits.sigmoid().flatten(1), truth.flatten(1)
+    dice = (2 * (p * t).sum(dim=1) + smooth) / (p.sum(dim=1) + t.sum(dim=1) + smooth)
+    return (1 - dice).mean()
 
 
 class DensePredictionModule(TaskModule):
@@ -29,6 +46,7 @@ class DensePredictionModule(TaskModule):
     Args:
         model: e.g. :class:`~polymodal.modules.segmenter.PatchSegmenter`.
         target: ``"mask"`` or ``"saliency"`` (module doc).
+        loss: for masks, ``"bce_dice"`` or ``"bce"`` (module doc).
         **kwargs: :class:`~polymodal.train.tasks.base.TaskModule` options.
 
     The monitored metric is ``val_dice`` (mask, max) or ``val_kld`` (saliency, min).
@@ -36,11 +54,16 @@ class DensePredictionModule(TaskModule):
 
     kind: ClassVar[str] = "dense_prediction"
 
-    def __init__(self, model: Any, target: str = "mask", **kwargs: Any) -> None:
+    def __init__(
+        self, model: Any, target: str = "mask", loss: str = "bce_dice", **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
         if target not in TARGETS:
             raise ConfigError(f"task.options.target must be one of {TARGETS}, got {target!r}")
+        if loss not in MASK_LOSSES:
+            raise ConfigError(f"task.options.loss must be one of {MASK_LOSSES}, got {loss!r}")
         self.target = target
+        self.mask_loss = loss
         self.monitor = "val_dice" if target == "mask" else "val_kld"  # type: ignore[misc]
         self.mode = "max" if target == "mask" else "min"  # type: ignore[misc]
         names = ("dice", "iou") if target == "mask" else ("kld", "sim", "nss")
@@ -58,7 +81,8 @@ class DensePredictionModule(TaskModule):
 
     def loss(self, logits: Tensor, heatmap: Tensor) -> Tensor:
         if self.target == "mask":
-            return F.binary_cross_entropy_with_logits(logits, heatmap)
+            bce = F.binary_cross_entropy_with_logits(logits, heatmap)
+            return bce + soft_dice_loss(logits, heatmap) if self.mask_loss == "bce_dice" else bce
         truth = heatmap.flatten(1)
         truth = truth / truth.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         log_predicted = logits.flatten(1).log_softmax(dim=-1)  # stable where softmax underflows
