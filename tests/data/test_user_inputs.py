@@ -17,7 +17,7 @@ def test_files_are_grouped_by_name_and_a_missing_modality_stays_missing(tmp_path
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "b.png")
     (tmp_path / "readme.txt").write_text("ignored")
 
-    names, samples = read_inputs(tmp_path, SHAPES)
+    names, samples, _ = read_inputs(tmp_path, SHAPES)
 
     assert names == ["a", "b"]
     assert set(samples[0]) == {"image", "audio"} and set(samples[1]) == {"image"}
@@ -31,7 +31,7 @@ def test_files_are_grouped_by_name_and_a_missing_modality_stays_missing(tmp_path
 
 def test_a_named_npy_array_feeds_any_modality(tmp_path):
     np.save(tmp_path / "case1.ct.npy", np.ones((4, 6, 6), dtype=np.float32))
-    names, samples = read_inputs(tmp_path, {"ct": (4, 6, 6)})
+    names, samples, _ = read_inputs(tmp_path, {"ct": (4, 6, 6)})
     assert names == ["case1"] and samples[0]["ct"].sum() == 144
 
 
@@ -39,7 +39,7 @@ def test_a_safetensors_file_gives_numbered_samples(tmp_path):
     save_file(
         {"image": torch.rand(3, 1, 8, 8), "other": torch.zeros(3)}, str(tmp_path / "x.safetensors")
     )
-    names, samples = read_inputs(tmp_path / "x.safetensors", SHAPES)
+    names, samples, _ = read_inputs(tmp_path / "x.safetensors", SHAPES)
     assert names == ["0", "1", "2"] and set(samples[2]) == {"image"}
 
 

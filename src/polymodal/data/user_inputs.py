@@ -10,6 +10,10 @@ marked missing, as the data contract does. What is read:
   length, and turned into the log-mel features (40 bands, 10 ms hop) the model
   reads when its ``audio`` is (F, T);
 - ``NAME.MODALITY.npy``: any modality as a NumPy array, e.g. ``case7.ct.npy``;
+- NIfTI volumes ``NAME_ct.nii[.gz]`` / ``NAME_pet.nii[.gz]``: resampled onto the
+  model's grid and spacing and scaled as in training
+  (:func:`polymodal.data.real.nifti.on_grid`); the volumes are kept, so a writer
+  can put a prediction back onto each input's own grid;
 - one ``.safetensors`` file of ``{modality: (N, ...)}`` tensors: N samples named
   ``0`` … ``N-1``.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -81,17 +86,35 @@ def _files(path: Path) -> list[Path]:
     raise DataError(f"input {path} does not exist (give a file or a folder of files)")
 
 
+class Inputs(NamedTuple):
+    """A user's samples.
+
+    Attributes:
+        names: one name per sample, sorted.
+        samples: the contract samples, in the same order.
+        volumes: per sample, ``{modality: Volume}`` of its NIfTI inputs (else empty).
+    """
+
+    names: list[str]
+    samples: list[dict[str, Tensor]]
+    volumes: list[dict[str, Any]]
+
+
 def read_inputs(
-    path: str | Path, shapes: Mapping[str, Sequence[int]]
-) -> tuple[list[str], list[dict[str, Tensor]]]:
+    path: str | Path,
+    shapes: Mapping[str, Sequence[int]],
+    spacings: Mapping[str, Sequence[float]] | None = None,
+) -> Inputs:
     """Read a file or folder into samples for a model with modalities ``shapes``.
 
     Args:
         path: a file, a folder of files, or one ``.safetensors`` file (module doc).
         shapes: ``{modality: per-sample shape}`` the model was trained on.
+        spacings: ``{modality: (3,) voxel size in mm}`` of its volume modalities
+            (NIfTI inputs are resampled to it).
 
     Returns:
-        Sample names (sorted) and the samples, in the same order.
+        :class:`Inputs`.
 
     Raises:
         DataError: no usable file, an unreadable file, or a sample that does not
@@ -102,8 +125,16 @@ def read_inputs(
         return _from_safetensors(path, shapes)
     samples: dict[str, dict[str, Tensor]] = {}
     sources: dict[str, list[str]] = {}
+    volumes: dict[str, dict[str, Any]] = {}
     for file in _files(path):
         suffix = file.suffix.lower()
+        nifti = _nifti_name(file)
+        if nifti is not None and nifti[1] in shapes:
+            from polymodal.data.real.nifti import read_volume
+
+            volumes.setdefault(nifti[0], {})[nifti[1]] = read_volume(file)
+            sources.setdefault(nifti[0], []).append(file.name)
+            continue
         if suffix in IMAGE_SUFFIXES and "image" in shapes:
             name, modality, value = file.stem, "image", read_image(file, shapes["image"])
         elif suffix in AUDIO_SUFFIXES and "audio" in shapes:
@@ -117,8 +148,16 @@ def read_inputs(
             continue
         samples.setdefault(name, {})[modality] = value
         sources.setdefault(name, []).append(file.name)
+    for name, found in volumes.items():
+        samples.setdefault(name, {}).update(_volumes_on_grid(found, shapes, spacings, name))
     if not samples:
-        kinds = [*IMAGE_SUFFIXES, *AUDIO_SUFFIXES, ".MODALITY.npy", ".safetensors"]
+        kinds = [
+            *IMAGE_SUFFIXES,
+            *AUDIO_SUFFIXES,
+            ".MODALITY.npy",
+            "_ct/_pet.nii.gz",
+            ".safetensors",
+        ]
         raise DataError(
             f"no input for this model's modalities ({', '.join(shapes)}) in {path}; "
             f"expected files ending in {', '.join(kinds)}"
@@ -126,12 +165,40 @@ def read_inputs(
     names = sorted(samples)
     for name in names:
         _check(samples[name], shapes, f"{path}/{'+'.join(sources[name])}")
-    return names, [samples[n] for n in names]
+    return Inputs(names, [samples[n] for n in names], [volumes.get(n, {}) for n in names])
 
 
-def _from_safetensors(
-    path: Path, shapes: Mapping[str, Sequence[int]]
-) -> tuple[list[str], list[dict[str, Tensor]]]:
+def _nifti_name(file: Path) -> tuple[str, str] | None:
+    """``("case7", "ct")`` for ``case7_ct.nii.gz``; None for other files."""
+    name = file.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix) and "_" in name:
+            case, _, modality = name[: -len(suffix)].rpartition("_")
+            return case, modality
+    return None
+
+
+def _volumes_on_grid(
+    volumes: dict[str, Any],
+    shapes: Mapping[str, Sequence[int]],
+    spacings: Mapping[str, Sequence[float]] | None,
+    name: str,
+) -> dict[str, Tensor]:
+    from polymodal.data.real.nifti import on_grid
+
+    first = next(iter(volumes))
+    size = int(shapes[first][0])
+    if any(len(set(shapes[m])) != 1 for m in volumes):
+        raise DataError(
+            f"{name}: the model's volumes are not cubes {dict(shapes)}; NIfTI needs size³"
+        )
+    spacing = (spacings or {}).get(first)
+    if spacing is None:
+        raise DataError(f"{name}: the run does not say its voxel spacing; NIfTI inputs need it")
+    return on_grid(volumes, size, [float(s) for s in spacing])
+
+
+def _from_safetensors(path: Path, shapes: Mapping[str, Sequence[int]]) -> Inputs:
     from safetensors.torch import load_file
 
     try:
@@ -150,11 +217,13 @@ def _from_safetensors(
     ]
     for i, sample in enumerate(samples):
         _check(sample, shapes, f"{path} sample {i}")
-    return [str(i) for i in range(n)], samples
+    return Inputs([str(i) for i in range(n)], samples, [{} for _ in range(n)])
 
 
 def _check(sample: dict[str, Tensor], shapes: Mapping[str, Sequence[int]], where: str) -> None:
     for modality, value in sample.items():
+        if modality not in shapes:  # metadata such as <m>_spacing
+            continue
         want = tuple(int(s) for s in shapes[modality])
         if tuple(value.shape) != want:
             raise DataError(

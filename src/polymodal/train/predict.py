@@ -35,12 +35,17 @@ class PredictionContext:
         names: one name per input sample, in prediction order.
         inputs: the samples as read (modality tensors).
         dataset: the run's training data set (class names, vocabulary, ...).
+        volumes: per sample, ``{modality: Volume}`` of its NIfTI inputs (else empty):
+            their grids and affines, to write a prediction back onto.
+        spacing: the model's voxel size (3,) in mm, for volume models (else None).
     """
 
     config: ExperimentConfig
     names: list[str]
     inputs: list[dict[str, Tensor]]
     dataset: Dataset[Any]
+    volumes: list[dict[str, Any]]
+    spacing: list[float] | None = None
 
 
 Writer = Callable[[Path, dict[str, Tensor], PredictionContext], list[Path]]
@@ -109,7 +114,8 @@ def predict(
     train = data.dataset("train")
     sample = train[0]
     shapes = {m: tuple(sample[m].shape) for m in config.model.modalities}
-    names, samples = read_inputs(inputs, shapes)
+    spacings = {m: sample[f"{m}_spacing"].tolist() for m in shapes if f"{m}_spacing" in sample}
+    names, samples, volumes = read_inputs(inputs, shapes, spacings)
     module = task_module(config, model, data_sizes(spec, train, config.model.options))
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
@@ -123,5 +129,6 @@ def predict(
     predictions = _concatenate(outputs)  # type: ignore[arg-type]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    context = PredictionContext(config, names, samples, train)
+    spacing = next(iter(spacings.values()), None)
+    context = PredictionContext(config, names, samples, train, volumes, spacing)
     return writer_for(spec.name)(out, predictions, context)

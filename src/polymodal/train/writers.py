@@ -64,6 +64,19 @@ def write_heatmaps(
     return files
 
 
+def _nifti_masks(folder: Path, maps: Tensor, context: PredictionContext) -> list[Path]:
+    from polymodal.data.real.nifti import write_mask
+
+    files = []
+    for name, heatmap, volumes in zip(context.names, maps.numpy(), context.volumes, strict=True):
+        like = volumes.get("ct") or next(iter(volumes.values()), None)
+        if like is None or context.spacing is None:
+            continue  # not a NIfTI input: its map is in heatmaps.safetensors
+        folder.mkdir(exist_ok=True)
+        files.append(write_mask(folder / f"{name}.nii.gz", heatmap, like, context.spacing))
+    return files
+
+
 @register_writer("masked_reconstruction")
 def write_reconstructions(
     out: Path, predictions: dict[str, Tensor], context: PredictionContext

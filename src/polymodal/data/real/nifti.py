@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,9 @@ def read_volume(path: str | Path) -> Volume:
 def resample(
     volume: np.ndarray, spacing: np.ndarray, size: int, target: float, order: int = 1
 ) -> np.ndarray:
-    """Resample (D, H, W) voxels of ``spacing`` mm to ``target`` mm, then centre-crop or
-    zero-pad to ``size³`` (the background of CT is filled by the caller's value)."""
-    factors = np.asarray(spacing, dtype=np.float64) / target
+    """Resample (D, H, W) voxels of ``spacing`` mm to ``target`` mm (one size, or one
+    per axis), then centre-crop or pad to ``size³`` with the volume's minimum."""
+    factors = np.asarray(spacing, dtype=np.float64) / np.asarray(target, dtype=np.float64)
     scaled = zoom(volume, factors, order=order, mode="nearest", grid_mode=True)
     return _centre(scaled, size, float(volume.min()))
 
@@ -228,24 +229,41 @@ class NiftiPetCt(Dataset[dict[str, Tensor]]):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         case = self.cases[index]
         ct, pet, seg = self.read_case(case)
-        grid = lambda v, data, order=1: resample(data, v.spacing, self.size, self.spacing, order)  # noqa: E731
-        ct_grid = np.clip(grid(ct, ct.data), -1000.0, 1000.0) / CT_SCALE
-        pet_grid = np.clip(grid(pet, to_suv(pet)), 0.0, None) / PET_SCALE
-        spacing = torch.full((3,), float(self.spacing))
-        sample: dict[str, Tensor] = {
-            "ct": torch.from_numpy(ct_grid.astype(np.float32)),
-            "pet": torch.from_numpy(np.clip(pet_grid, 0, 3).astype(np.float32)),
-            "ct_spacing": spacing,
-            "pet_spacing": spacing.clone(),
-        }
+        sample = on_grid({"ct": ct, "pet": pet}, self.size, self.spacing)
         if seg is not None:
-            sample["heatmap"] = torch.from_numpy((grid(seg, seg.data, 0) > 0.5).astype(np.float32))
+            mask = resample(seg.data, seg.spacing, self.size, self.spacing, order=0) > 0.5
+            sample["heatmap"] = torch.from_numpy(mask.astype(np.float32))
         if case in self.labels:
             sample["label"] = torch.tensor(self.labels[case])
         return sample
 
 
-def write_mask(path: str | Path, mask: np.ndarray, like: Volume, spacing: float) -> Path:
+def on_grid(
+    volumes: dict[str, Volume], size: int, spacing: float | Sequence[float]
+) -> dict[str, Tensor]:
+    """``ct`` and/or ``pet`` volumes resampled onto the common grid and scaled as the
+    phantoms are (CT windowed to [−1000, 1000] HU / 1000, PET SUV / 10 in [0, 3]),
+    with their ``<m>_spacing``."""
+    sample: dict[str, Tensor] = {}
+    for name, volume in volumes.items():
+        if name == "ct":
+            values = np.clip(resample(volume.data, volume.spacing, size, spacing), -1000.0, 1000.0)
+            values = values / CT_SCALE
+        elif name == "pet":
+            values = resample(to_suv(volume), volume.spacing, size, spacing)
+            values = np.clip(values / PET_SCALE, 0.0, 3.0)
+        else:
+            raise DataError(f"{volume.path}: NIfTI inputs are ct or pet volumes, not {name!r}")
+        sample[name] = torch.from_numpy(values.astype(np.float32))
+        sample[f"{name}_spacing"] = torch.tensor(
+            np.broadcast_to(spacing, (3,)), dtype=torch.float32
+        )
+    return sample
+
+
+def write_mask(
+    path: str | Path, mask: np.ndarray, like: Volume, spacing: float | Sequence[float]
+) -> Path:
     """Write a (size³) mask predicted on the common grid back onto ``like``'s own grid,
     with its affine, as NIfTI (uint8).
 
@@ -253,10 +271,10 @@ def write_mask(path: str | Path, mask: np.ndarray, like: Volume, spacing: float)
         path: the ``.nii`` / ``.nii.gz`` file to write.
         mask: (size, size, size) values in [0, 1] on the grid of ``spacing`` mm.
         like: the input volume (its shape, spacing and affine).
-        spacing: the common grid's voxel size in mm.
+        spacing: the common grid's voxel size in mm (one, or one per axis).
     """
     nib = _nibabel()
-    factors = spacing / np.asarray(like.spacing, dtype=np.float64)
+    factors = np.asarray(spacing, dtype=np.float64) / np.asarray(like.spacing, dtype=np.float64)
     on_input = zoom(mask.astype(np.float32), factors, order=0, grid_mode=True, mode="grid-constant")
     on_input = _centre_to(on_input, like.data.shape)
     image = nib.Nifti1Image((on_input > 0.5).astype(np.uint8).transpose(2, 1, 0), like.affine)
