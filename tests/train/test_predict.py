@@ -108,3 +108,32 @@ def test_the_command_reports_bad_input_in_one_line(runs, tmp_path, capsys):
     )
     assert code == 2
     assert "no input for this model's modalities (image)" in capsys.readouterr().err
+
+
+def test_a_volume_segmentation_is_written_as_nifti_on_each_inputs_grid(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    run = tmp_path / "segment"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+        tiny = [
+            "data.options={train: 8, val: 4, test: 4, size: 16}",
+            "data.batch_size=4",
+            "trainer.max_epochs=1",
+            "trainer.progress_bar=false",
+            "model.dim=24",
+            "model.options={patch_size: 4, depth: 1}",
+        ]
+        assert main(["fit", "fratmae_segment", *tiny, f"out_dir={run}"]) == 0
+        inputs = tmp_path / "cases"
+        inputs.mkdir()
+        affine = np.diag([5.0, 5.0, 8.0, 1.0])  # x, y, z voxel sizes: a 20 x 24 x 12 grid
+        affine[:3, 3] = (-50.0, 30.0, 100.0)
+        for kind, value in (("ct", 40.0), ("pet", 2.0)):
+            volume = np.full((20, 24, 12), value, dtype=np.float32)
+            nib.save(nib.Nifti1Image(volume, affine), str(inputs / f"p7_{kind}.nii.gz"))
+        files = predict(run, inputs, tmp_path / "out")
+    mask = nib.load(str(tmp_path / "out" / "masks" / "p7.nii.gz"))
+    assert tmp_path / "out" / "masks" / "p7.nii.gz" in files
+    assert mask.shape == (20, 24, 12)
+    np.testing.assert_allclose(mask.affine, affine)
+    assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}

@@ -51,12 +51,16 @@ def write_classes(
 def write_heatmaps(
     out: Path, predictions: dict[str, Tensor], context: PredictionContext
 ) -> list[Path]:
-    """``heatmaps/NAME.png`` (scaled to its maximum for a saliency map) and every map
-    at full precision in ``heatmaps.safetensors``."""
-    maps = predictions["heatmap"].float()  # (N, H, W)
+    """Every map at full precision in ``heatmaps.safetensors``, and per input
+    ``heatmaps/NAME.png`` (2D maps; a saliency map scaled to its maximum) or
+    ``masks/NAME.nii.gz`` (3D masks of NIfTI inputs, on the input's own grid with
+    its affine)."""
+    maps = predictions["heatmap"].float()  # (N, H, W) or (N, D, H, W)
+    files = [_tensors(out / "heatmaps.safetensors", {"heatmap": maps})]
+    if maps.dim() == 4:
+        return files + _nifti_masks(out / "masks", maps, context)
     folder = out / "heatmaps"
     folder.mkdir(exist_ok=True)
-    files = [_tensors(out / "heatmaps.safetensors", {"heatmap": maps})]
     saliency = context.config.task.options.get("target") == "saliency"
     for name, heatmap in zip(context.names, maps.numpy(), strict=True):
         shown = heatmap / max(float(heatmap.max()), 1e-12) if saliency else heatmap
