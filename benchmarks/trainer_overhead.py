@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from polymodal.data.contract import collate
 from polymodal.data.dataset import TensorDictDataset
 from polymodal.modules.classifier import build_classifier
-from polymodal.train.tasks.classification import ClassificationModule
 from polymodal.train.config import OptimConfig
 from polymodal.train.recipe import progress_bar
+from polymodal.train.tasks.classification import ClassificationModule
 
 SHAPES = {"image": [1, 28, 28], "audio": [40, 101]}
 
