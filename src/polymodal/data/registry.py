@@ -23,6 +23,7 @@ _BUILDERS: dict[str, DatasetBuilder] = {}
 # building one dataset does not pay for the others' dependencies.
 _PROVIDERS = (
     "polymodal.data.synth.av_digits",
+    "polymodal.data.synth.ctpa",
     "polymodal.data.synth.histo_omics",
     "polymodal.data.synth.petct",
     "polymodal.data.synth.shapes_scenes",

@@ -264,3 +264,11 @@ def build_classifier(
         except TypeError as e:
             raise ConfigError(f"bad options for fusion {fusion!r}: {e}") from e
     return MultimodalClassifier(encoders, head, shapes or None)
+
+
+def build_multilabel_classifier(
+    fusion: str, modalities: Mapping[str, Mapping[str, Any]], num_labels: int, **options: Any
+) -> MultimodalClassifier:
+    """:func:`build_classifier` with one logit per label (``num_labels`` K), the
+    ``multilabel_classification`` task's default builder."""
+    return build_classifier(fusion, modalities, num_classes=num_labels, **options)

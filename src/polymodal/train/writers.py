@@ -47,6 +47,25 @@ def write_classes(
     return [path]
 
 
+@register_writer("multilabel_classification")
+def write_labels(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``predictions.csv``: name, then each label's probability (columns named by
+    the data set's ``findings`` when it has them)."""
+    probabilities = predictions["probabilities"]  # (N, K)
+    names = getattr(context.dataset, "findings", None) or [
+        f"label_{k}" for k in range(probabilities.shape[1])
+    ]
+    path = out / "predictions.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", *names])
+        for name, row in zip(context.names, probabilities.tolist(), strict=True):
+            writer.writerow([name, *(f"{p:.6f}" for p in row)])
+    return [path]
+
+
 @register_writer("dense_prediction")
 def write_heatmaps(
     out: Path, predictions: dict[str, Tensor], context: PredictionContext

@@ -98,13 +98,13 @@ def to_units(ct: Tensor, pet: Tensor) -> tuple[Tensor, Tensor]:
     return ct * CT_SCALE, pet * PET_SCALE
 
 
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def unit_grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z, y, x) voxel-centre coordinates in [0, 1]: z head→feet, y front→back, x right→left."""
     axis = (np.arange(size, dtype=np.float32) + 0.5) / size
     return np.meshgrid(axis, axis, axis, indexing="ij")  # type: ignore[return-value]
 
 
-def _ellipsoid(grid, centre, radii) -> np.ndarray:
+def ellipsoid(grid, centre, radii) -> np.ndarray:
     z, y, x = grid
     return ((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + (
         (x - centre[2]) / radii[2]
@@ -118,16 +118,16 @@ def _anatomy(grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
     z, y, x = grid
     body = (((y - 0.5 + j(0.01)) / (0.30 * s())) ** 2 + ((x - 0.5) / (0.42 * s())) ** 2) <= 1.0
     masks = {"body": body}
-    masks["lungs"] = _ellipsoid(grid, (0.28 + j(), 0.48, 0.30 + j()), (0.17 * s(), 0.2, 0.11)) | (
-        _ellipsoid(grid, (0.28 + j(), 0.48, 0.70 + j()), (0.17 * s(), 0.2, 0.11))
+    masks["lungs"] = ellipsoid(grid, (0.28 + j(), 0.48, 0.30 + j()), (0.17 * s(), 0.2, 0.11)) | (
+        ellipsoid(grid, (0.28 + j(), 0.48, 0.70 + j()), (0.17 * s(), 0.2, 0.11))
     )
-    masks["heart"] = _ellipsoid(grid, (0.33 + j(), 0.38, 0.56 + j()), (0.08 * s(), 0.1, 0.09))
-    masks["liver"] = _ellipsoid(grid, (0.50 + j(), 0.48, 0.33 + j()), (0.09 * s(), 0.18, 0.16))
-    masks["kidneys"] = _ellipsoid(grid, (0.62 + j(), 0.62, 0.30), (0.06, 0.06, 0.05)) | (
-        _ellipsoid(grid, (0.62 + j(), 0.62, 0.70), (0.06, 0.06, 0.05))
+    masks["heart"] = ellipsoid(grid, (0.33 + j(), 0.38, 0.56 + j()), (0.08 * s(), 0.1, 0.09))
+    masks["liver"] = ellipsoid(grid, (0.50 + j(), 0.48, 0.33 + j()), (0.09 * s(), 0.18, 0.16))
+    masks["kidneys"] = ellipsoid(grid, (0.62 + j(), 0.62, 0.30), (0.06, 0.06, 0.05)) | (
+        ellipsoid(grid, (0.62 + j(), 0.62, 0.70), (0.06, 0.06, 0.05))
     )
-    masks["bladder"] = _ellipsoid(grid, (0.92 + j(0.01), 0.40, 0.5), (0.05 * s(), 0.07, 0.08))
-    masks["salivary"] = _ellipsoid(grid, SALIVARY_LEFT, SALIVARY_RADII) | _ellipsoid(
+    masks["bladder"] = ellipsoid(grid, (0.92 + j(0.01), 0.40, 0.5), (0.05 * s(), 0.07, 0.08))
+    masks["salivary"] = ellipsoid(grid, SALIVARY_LEFT, SALIVARY_RADII) | ellipsoid(
         grid, (SALIVARY_LEFT[0], SALIVARY_LEFT[1], 1 - SALIVARY_LEFT[2]), SALIVARY_RADII
     )
     masks["brain"] = body & (z < 0.025)
@@ -176,7 +176,7 @@ def malignant_like(lesions: list[Lesion]) -> bool:
 def draw_case(config: PetCtConfig, rng: np.random.Generator) -> dict[str, Any]:
     """One case: CT (HU), PET (SUV), lesion mask, label, tracer and metadata text."""
     size = config.size
-    grid = _grid(size)
+    grid = unit_grid(size)
     masks = _anatomy(grid, rng)
     tracer = int(rng.integers(len(TRACERS)))
     ct = np.full((size, size, size), -1000.0, dtype=np.float32)

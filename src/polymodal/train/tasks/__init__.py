@@ -66,6 +66,14 @@ TASKS: dict[str, TaskSpec] = {
             "one class per sample (cross-entropy; accuracy, macro-F1)",
         ),
         TaskSpec(
+            "multilabel_classification",
+            f"{_MODULE}.multilabel:MultilabelModule",
+            "polymodal.modules.classifier:build_multilabel_classifier",
+            ("labels",),
+            ("num_labels",),
+            "several binary labels per sample (BCE; macro AUROC, macro/micro F1)",
+        ),
+        TaskSpec(
             "masked_reconstruction",
             f"{_MODULE}.reconstruction:MaskedReconstructionModule",
             "polymodal.modules.mae:build_mae",
@@ -134,7 +142,8 @@ def data_sizes(spec: TaskSpec, dataset: Dataset[Any], options: dict[str, Any]) -
     """The sizes ``spec`` reads off ``dataset`` (or takes from ``options``, which win).
 
     ``num_classes``: ``dataset.num_classes``, else 1 + the largest ``label`` of an
-    in-memory data set. ``vocab_size``: ``dataset.vocab_size`` or ``len(dataset.vocab)``.
+    in-memory data set. ``num_labels``: the width of a sample's ``labels``.
+    ``vocab_size``: ``dataset.vocab_size`` or ``len(dataset.vocab)``.
     Generation data sets may also name ``bos`` and ``eos`` ids, passed on likewise.
 
     Raises:
@@ -148,6 +157,8 @@ def data_sizes(spec: TaskSpec, dataset: Dataset[Any], options: dict[str, Any]) -
             value = None if labels is None else int(labels.max()) + 1
         if value is None and key == "vocab_size" and hasattr(dataset, "vocab"):
             value = len(dataset.vocab)
+        if value is None and key == "num_labels":
+            value = int(dataset[0]["labels"].shape[-1])
         if value is None:
             raise ConfigError(f"cannot infer {key} from the data set; set model.options.{key}")
         sizes[key] = int(value)
