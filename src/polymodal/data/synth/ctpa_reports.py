@@ -155,7 +155,7 @@ def parse_report(text: str) -> Parsed:
             for i in mentions:
                 labels[i] = 1.0
                 certain[i] |= not doubtful
-        if not named and not re.search(r"\b(?:normal|unremarkable|patent)\b", body):
+        if not named and not re.search(r"\b(?:normal|unremarkable|patent|clear)\b", body):
             unparsed.append(sentence)
     return Parsed(labels, (labels > 0) & ~certain, unparsed)
 
