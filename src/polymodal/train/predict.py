@@ -75,10 +75,14 @@ def writer_for(kind: str) -> Writer:
     return _WRITERS[kind]
 
 
-def _concatenate(outputs: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """Per-batch output dicts joined along the batch axis (sequences padded with -100)."""
-    joined: dict[str, Tensor] = {}
+def _concatenate(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-batch output dicts joined along the batch axis (sequences padded with -100;
+    lists, such as generated texts, concatenated)."""
+    joined: dict[str, Any] = {}
     for key in outputs[0]:
+        if isinstance(outputs[0][key], list):  # e.g. generated texts
+            joined[key] = [item for out in outputs for item in out[key]]
+            continue
         parts = [out[key].detach().cpu() for out in outputs]
         if parts[0].dim() == 2 and not parts[0].is_floating_point():
             length = max(p.shape[1] for p in parts)

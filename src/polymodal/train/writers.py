@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.torch import save_file
@@ -145,3 +146,19 @@ def write_sequences(
                 record["text"] = " ".join(vocab[t] for t in ids if t not in ends)
             f.write(json.dumps(record) + "\n")
     return [path]
+
+
+@register_writer("report_generation")
+def write_reports(out: Path, predictions: dict[str, Any], context: PredictionContext) -> list[Path]:
+    """``reports.jsonl``: per input its name and generated report, and one
+    ``reports/NAME.txt`` per input."""
+    folder = out / "reports"
+    folder.mkdir(exist_ok=True)
+    files = []
+    path = out / "reports.jsonl"
+    with path.open("w") as f:
+        for name, report in zip(context.names, predictions["reports"], strict=True):
+            f.write(json.dumps({"name": name, "report": report}) + "\n")
+            files.append(folder / f"{name}.txt")
+            files[-1].write_text(report + "\n")
+    return [path, *files]

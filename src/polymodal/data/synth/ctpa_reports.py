@@ -160,6 +160,38 @@ def parse_report(text: str) -> Parsed:
     return Parsed(labels, (labels > 0) & ~certain, unparsed)
 
 
+def finding_clauses(text: str) -> dict[int, str]:
+    """The clause of a report that names each positive finding (the first one), e.g.
+    ``{12: "linear atelectasis at the lung base."}`` — the caption of that finding."""
+    out: dict[int, str] = {}
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text.lower()):
+        body = re.sub(r"^[a-z ]+:\s*", "", sentence.strip())
+        for clause in re.split(CLAUSE_BREAK, body):
+            clause = clause.strip(" ,")
+            if not clause or re.search(NEGATION, clause):
+                continue
+            for i in _mentions(clause):
+                out.setdefault(i, clause if clause.endswith(".") else clause + ".")
+    return out
+
+
+def region_negative(region: str) -> str:
+    """The fixed sentence that says a region holds none of its findings."""
+    return _NEGATIVE[region][0]
+
+
+def assemble_report(sentences: dict[int, str]) -> str:
+    """A report from one sentence per positive finding, region by region in
+    reporting order; a region without a positive finding gets :func:`region_negative`."""
+    lines = []
+    for region in REGIONS:
+        found = [sentences[i] for i in sorted(sentences) if REGION_OF[FINDINGS[i]] == region]
+        lines.append(
+            f"{region.upper()}: " + (" ".join(found) if found else region_negative(region))
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- writing
 
 _POSITIVE: dict[str, tuple[str, ...]] = {

@@ -115,6 +115,14 @@ TASKS: dict[str, TaskSpec] = {
             streams=True,
         ),
         TaskSpec(
+            "report_generation",
+            f"{_MODULE}.report:ReportGenerationModule",
+            "polymodal.methods.abn_blip:build_abn_blip",
+            ("labels", "tokens"),
+            ("num_labels",),
+            "reports scored by the findings they state (model's own loss; clinical F1)",
+        ),
+        TaskSpec(
             "vqa",
             "polymodal.train.vlm:VQAModule",
             "polymodal.hf.llava:build_small_llava",
