@@ -19,6 +19,7 @@ _PROVIDERS = (
     "polymodal.analysis.contribution.claim",
     "polymodal.methods.abpem.claim",
     "polymodal.methods.fratmae.claim",
+    "polymodal.methods.abn_blip.claim",
 )
 
 
