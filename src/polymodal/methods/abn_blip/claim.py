@@ -170,6 +170,7 @@ def run(context: Context) -> Outcome:
     micro = {m: [micro_f1(s, truth) for s in stated[m]] for m in stated}
     words = {m: [text_scores(t, references) for t in texts[m]] for m in texts}
     words[TEMPLATE] = [text_scores(template, references)]
+    unparsed = {m: sum(len(parse_report(r).unparsed) for t in texts[m] for r in t) for m in texts}
     rows = [
         [
             m,
@@ -177,6 +178,7 @@ def run(context: Context) -> Outcome:
             mean_std(micro[m]),
             mean_std([w["bleu4"] for w in words[m]]),
             mean_std([w["rougeL"] for w in words[m]]),
+            str(unparsed[m]),
         ]
         for m in (OURS, GENERIC)
     ]
@@ -187,6 +189,7 @@ def run(context: Context) -> Outcome:
             f"{micro_f1(floor, truth):.4f}",
             f"{words[TEMPLATE][0]['bleu4']:.4f}",
             f"{words[TEMPLATE][0]['rougeL']:.4f}",
+            "0",
         ]
     )
     per_finding = {
@@ -218,7 +221,14 @@ def run(context: Context) -> Outcome:
         tables=[
             table(
                 "Test reports, mean ± std over seeds",
-                ["model", "clinical macro-F1", "clinical micro-F1", "BLEU-4", "ROUGE-L"],
+                [
+                    "model",
+                    "clinical macro-F1",
+                    "clinical micro-F1",
+                    "BLEU-4",
+                    "ROUGE-L",
+                    "unparsed sentences",
+                ],
                 rows,
             ),
             table(

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel, LlamaConfig, LlamaForCausalLM
 
+from polymodal.data.contract import validate_batch
 from polymodal.data.synth import ctpa
 from polymodal.data.synth.ctpa_reports import (
     FINDINGS,
@@ -134,7 +135,12 @@ class AbnBlip(nn.Module):
     # ------------------------------------------------------------------ encoding
 
     def query_outputs(self, ct: Tensor) -> Tensor:
-        """(B, K, H) Q-Former outputs of the K queries over the frozen encoder's tokens."""
+        """(B, K, H) Q-Former outputs of the K queries over the frozen encoder's tokens.
+
+        Raises:
+            DataError: ``ct`` is not (B, D, H, W) of the encoder's size, or holds NaN/Inf.
+        """
+        validate_batch({"ct": ct}, {"ct": self.encoder.volume_size})
         with torch.no_grad():
             tokens = self.encoder(ct)  # (B, N, E)
         queries = self.queries.expand(ct.shape[0], -1, -1)
