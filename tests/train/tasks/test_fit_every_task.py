@@ -36,6 +36,19 @@ RECIPES = {
         ["model.modalities.image.depth=1", "model.options.depth=1"],
     ),
     "semi_supervised": ("shapes_semi_supervised", ["task.options.threshold=0.3"]),
+    "multilabel_classification": (
+        "abn_blip_encoder",
+        ["data.options={train: 32, val: 8, test: 8, size: 16}", "model.modalities.ct.depth=1"],
+    ),
+    "report_generation": (
+        "abn_blip",
+        [
+            "data.options={train: 32, val: 8, test: 8, size: 16}",
+            "model.options.depth=1",
+            "model.options.hidden=32",
+            "model.options.lm_hidden=32",
+        ],
+    ),
 }
 MONITORED = {
     "classification": "best_val_acc",
@@ -44,6 +57,8 @@ MONITORED = {
     "dense_prediction": "best_val_dice",
     "sequence_generation": "best_val_token_acc",
     "semi_supervised": "best_val_acc",
+    "multilabel_classification": "best_val_auroc",
+    "report_generation": "best_val_clinical_macro_f1",
 }
 
 
