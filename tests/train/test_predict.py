@@ -137,3 +137,31 @@ def test_a_volume_segmentation_is_written_as_nifti_on_each_inputs_grid(tmp_path)
     assert mask.shape == (20, 24, 12)
     np.testing.assert_allclose(mask.affine, affine)
     assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+
+
+def test_a_report_model_writes_a_report_for_a_single_nifti_volume(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    run = tmp_path / "reports"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMODAL_HOME", str(tmp_path / "home"))
+        tiny = [
+            "data.options={train: 8, val: 4, test: 4, size: 16}",
+            "data.batch_size=4",
+            "trainer.max_epochs=1",
+            "trainer.progress_bar=false",
+            "model.options.depth=1",
+            "model.options.hidden=32",
+            "model.options.lm_hidden=32",
+        ]
+        assert main(["fit", "abn_blip", *tiny, f"out_dir={run}"]) == 0
+        scan = tmp_path / "scan.nii.gz"
+        nib.save(
+            nib.Nifti1Image(
+                np.full((20, 20, 20), 40.0, np.float32), np.diag([20.0, 20.0, 20.0, 1.0])
+            ),
+            str(scan),
+        )
+        predict(run, scan, tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "reports.jsonl").read_text())
+    assert record["name"] == "scan" and record["report"].startswith("PULMONARY ARTERIES:")
+    assert (tmp_path / "out" / "reports" / "scan.txt").read_text().strip() == record["report"]

@@ -10,7 +10,8 @@ marked missing, as the data contract does. What is read:
   length, and turned into the log-mel features (40 bands, 10 ms hop) the model
   reads when its ``audio`` is (F, T);
 - ``NAME.MODALITY.npy``: any modality as a NumPy array, e.g. ``case7.ct.npy``;
-- NIfTI volumes ``NAME_ct.nii[.gz]`` / ``NAME_pet.nii[.gz]``: resampled onto the
+- NIfTI volumes ``NAME_ct.nii[.gz]`` / ``NAME_pet.nii[.gz]`` (any ``NAME.nii.gz``
+  for a model with a single volume modality): resampled onto the
   model's grid and spacing and scaled as in training
   (:func:`polymodal.data.real.nifti.on_grid`); the volumes are kept, so a writer
   can put a prediction back onto each input's own grid;
@@ -37,6 +38,7 @@ from polymodal.data.features import log_mel
 from polymodal.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+VOLUMES = ("ct", "pet")
 AUDIO_SUFFIXES = (".wav",)
 HOP = 160  # log_mel's hop at 16 kHz
 
@@ -128,8 +130,8 @@ def read_inputs(
     volumes: dict[str, dict[str, Any]] = {}
     for file in _files(path):
         suffix = file.suffix.lower()
-        nifti = _nifti_name(file)
-        if nifti is not None and nifti[1] in shapes:
+        nifti = _nifti_name(file, shapes)
+        if nifti is not None:
             from polymodal.data.real.nifti import read_volume
 
             volumes.setdefault(nifti[0], {})[nifti[1]] = read_volume(file)
@@ -168,14 +170,20 @@ def read_inputs(
     return Inputs(names, [samples[n] for n in names], [volumes.get(n, {}) for n in names])
 
 
-def _nifti_name(file: Path) -> tuple[str, str] | None:
-    """``("case7", "ct")`` for ``case7_ct.nii.gz``; None for other files."""
+def _nifti_name(file: Path, shapes: Mapping[str, Sequence[int]]) -> tuple[str, str] | None:
+    """``("case7", "ct")`` for ``case7_ct.nii.gz``; for a model with one volume
+    modality, any NIfTI file is that modality (``scan.nii.gz`` -> ``("scan", "ct")``);
+    None for other files."""
     name = file.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix) and "_" in name:
-            case, _, modality = name[: -len(suffix)].rpartition("_")
-            return case, modality
-    return None
+    suffix = next((s for s in (".nii.gz", ".nii") if name.endswith(s)), None)
+    if suffix is None:
+        return None
+    stem = name[: -len(suffix)]
+    case, _, modality = stem.rpartition("_")
+    if case and modality in shapes:
+        return case, modality
+    volumes = [m for m in shapes if m in VOLUMES]
+    return (stem, volumes[0]) if len(volumes) == 1 else None
 
 
 def _volumes_on_grid(
