@@ -128,7 +128,7 @@ def test_unknown_fusion_lists_valid_names() -> None:
 
 def test_unknown_encoder_lists_valid_names() -> None:
     mods: dict[str, dict[str, Any]] = {"image": {"encoder": "resnet"}}
-    with pytest.raises(ValueError, match="cnn, mlp, spectrogram, text, vit, vit3d"):
+    with pytest.raises(ValueError, match="cnn, cnn3d, mlp, spectrogram, text, vit, vit3d"):
         build_classifier("early", mods, num_classes=2)
 
 

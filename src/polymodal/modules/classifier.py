@@ -15,7 +15,13 @@ from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
 from polymodal.errors import ConfigError, DataError
-from polymodal.modules.encoders import ImageCNN, SpectrogramEncoder, TabularMLP, ViTEncoder
+from polymodal.modules.encoders import (
+    ImageCNN,
+    SpectrogramEncoder,
+    TabularMLP,
+    ViTEncoder,
+    VolumeCNN,
+)
 from polymodal.modules.fusion import CrossAttentionFusion, EarlyFusion, LateFusion
 from polymodal.modules.text_encoder import TextTokens
 from polymodal.modules.vit3d import VolumeViT
@@ -126,7 +132,7 @@ def _token_width(name: str, encoder: nn.Module) -> int:
     return width
 
 
-ENCODERS = ("cnn", "mlp", "spectrogram", "text", "vit", "vit3d")
+ENCODERS = ("cnn", "cnn3d", "mlp", "spectrogram", "text", "vit", "vit3d")
 """Encoder names understood by :func:`build_encoder`."""
 
 FUSIONS = ("early", "late", "cross_attention", "<modality>_only")
@@ -145,7 +151,8 @@ def build_encoder(
     Args:
         name: one of ``"cnn"``, ``"vit"``, ``"spectrogram"``, ``"mlp"``, ``"text"``
             (token ids, :class:`~polymodal.modules.text_encoder.TextTokens`), ``"vit3d"``
-            (one-channel volumes, :class:`~polymodal.modules.vit3d.VolumeViT`).
+            (one-channel volumes, :class:`~polymodal.modules.vit3d.VolumeViT`),
+            ``"cnn3d"`` (:class:`~polymodal.modules.encoders.VolumeCNN`).
         dim: token width D.
         shape: per-sample input shape, optional.
         **kwargs: encoder options (see each encoder class).
@@ -176,6 +183,8 @@ def build_encoder(
     elif name == "text":
         cls = TextTokens
         from_shape("max_length", 0, lambda s: s[0])
+    elif name == "cnn3d":  # volumes (D, H, W), one channel
+        cls = VolumeCNN
     elif name == "vit3d":  # volumes (D, H, W), one channel
         cls = VolumeViT
         from_shape("volume_size", 2, lambda s: tuple(s[-3:]))

@@ -39,25 +39,29 @@ def _check_input(name: str, x: Tensor, want: Sequence[int | None]) -> None:
 
 
 class _ConvStages(nn.Sequential):
-    """``depth`` stages of Conv(3x3, stride 2) → BatchNorm → ReLU.
+    """``depth`` stages of Conv(3x3, stride 2) → BatchNorm → ReLU (2D, or 3D with
+    ``dims=3``).
 
     Widths double stage by stage up to ``dim`` (e.g. 16, 32, 64): the early,
     high-resolution stages dominate the cost, and narrow ones there make the
     encoders several times cheaper on a CPU at no loss on small inputs.
     """
 
-    def __init__(self, in_channels: int, dim: int, depth: int) -> None:
+    def __init__(self, in_channels: int, dim: int, depth: int, dims: int = 2) -> None:
+        conv_type, norm_type = (
+            (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+        )
         layers: list[nn.Module] = []
         widths = [max(dim // 2 ** (depth - 1 - i), min(dim, 8)) for i in range(depth)]
         for i, width in enumerate(widths):
             # bias=False: the BatchNorm that follows has its own shift.
-            conv = nn.Conv2d(
+            conv = conv_type(
                 in_channels if i == 0 else widths[i - 1], width, 3, stride=2, padding=1, bias=False
             )
             # He (fan-out) init for conv followed by ReLU, as in ResNet: keeps activation
             # variance steady through the stages (PyTorch's default is tuned for linear).
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            layers += [conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [conv, norm_type(width), nn.ReLU(inplace=True)]
         super().__init__(*layers)
 
 
@@ -101,6 +105,35 @@ class ImageCNN(nn.Module):
 BlockHook = Callable[[int, Tensor], Tensor]
 """``hook(layer_index, tokens) -> tokens``: applied to the (B, N, D) input of block
 ``layer_index`` (0-based), before its attention; may return (B, N', D)."""
+
+
+class VolumeCNN(nn.Module):
+    """A small 3D CNN whose final feature map becomes a grid of tokens: the volume
+    counterpart of :class:`ImageCNN`, for local signatures (lesions, emboli) that a
+    ViT trained from scratch on a few hundred volumes learns slowly.
+
+    Args:
+        dim: token width D.
+        depth: number of stride-2 stages; a (D, H, W) volume gives
+            ``ceil(D / 2**depth) * ceil(H / 2**depth) * ceil(W / 2**depth)`` tokens.
+    """
+
+    def __init__(self, dim: int = 48, depth: int = 2) -> None:
+        super().__init__()
+        self.dim, self.depth = dim, depth
+        self.stages = _ConvStages(1, dim, depth, dims=3)
+
+    def num_tokens(self, shape: Sequence[int]) -> int:
+        return (
+            _halve(shape[-3], self.depth)
+            * _halve(shape[-2], self.depth)
+            * _halve(shape[-1], self.depth)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, D, H, W) one-channel volumes -> (B, N, dim) tokens, row-major (d, h, w)."""
+        _check_input("VolumeCNN", x, (None, None, None))
+        return self.stages(x.unsqueeze(1)).flatten(2).transpose(1, 2)
 
 
 class ViTOutput(NamedTuple):

@@ -38,7 +38,7 @@ from polymodal.train.config import ExperimentConfig, load_config, on_device
 
 OURS, GENERIC, TEMPLATE = "abn_blip", "generic_queries", "template_floor"
 SEEDS = (0, 1, 2)
-FULL = {"data": "{train: 1200, val: 150, test: 300, size: 32}", "encoder": 10, "blip": 8}
+FULL = {"data": "{train: 1200, val: 150, test: 300, size: 32}", "encoder": 15, "blip": 8}
 QUICK = {"data": "{train: 48, val: 16, test: 24, size: 16}", "encoder": 1, "blip": 1}
 CODE = (
     "polymodal.train.recipe",

@@ -41,6 +41,7 @@ from polymodal.data.synth.ctpa_reports import (
     parse_report,
 )
 from polymodal.errors import ConfigError
+from polymodal.modules.encoders import VolumeCNN
 from polymodal.modules.text_encoder import SmallTextEncoder, masked_mean
 from polymodal.modules.vit3d import VolumeViT
 
@@ -72,7 +73,7 @@ class AbnBlip(nn.Module):
     """See the module doc.
 
     Args:
-        encoder: the 3D encoder (frozen here).
+        encoder: the 3D encoder (frozen here): (B, D, H, W) -> (B, N, E) tokens, with ``dim`` E.
         per_abnormality: one query per finding (Abn-BLIP) or generic queries (baseline).
         hidden: Q-Former width H.
         layers: Q-Former layers.
@@ -81,11 +82,12 @@ class AbnBlip(nn.Module):
         temperature: of the soft contrastive term.
         max_sentence: longest caption in words (BOS/EOS included).
         max_report: longest whole report (generic variant).
+        volume_shape: (D, H, W) the encoder expects, checked on every call.
     """
 
     def __init__(
         self,
-        encoder: VolumeViT,
+        encoder: nn.Module,
         per_abnormality: bool = True,
         hidden: int = 128,
         layers: int = 2,
@@ -94,8 +96,10 @@ class AbnBlip(nn.Module):
         temperature: float = 0.1,
         max_sentence: int = 24,
         max_report: int = 72,
+        volume_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        self.volume_shape = None if volume_shape is None else tuple(volume_shape)
         k, vocab = len(FINDINGS), len(ctpa.VOCAB)
         self.encoder = encoder.requires_grad_(False)
         self.per_abnormality = per_abnormality
@@ -140,7 +144,7 @@ class AbnBlip(nn.Module):
         Raises:
             DataError: ``ct`` is not (B, D, H, W) of the encoder's size, or holds NaN/Inf.
         """
-        validate_batch({"ct": ct}, {"ct": self.encoder.volume_size})
+        validate_batch({"ct": ct}, {"ct": self.volume_shape} if self.volume_shape else None)
         with torch.no_grad():
             tokens = self.encoder(ct)  # (B, N, E)
         queries = self.queries.expand(ct.shape[0], -1, -1)
@@ -284,9 +288,10 @@ class AbnBlip(nn.Module):
 def build_abn_blip(
     fusion: str,
     modalities: Mapping[str, Mapping[str, Any]],
-    dim: int = 48,
+    dim: int = 64,
+    encoder: str = "cnn3d",
     patch_size: int = 4,
-    depth: int = 2,
+    depth: int = 3,
     per_abnormality: bool = True,
     num_labels: int = len(FINDINGS),
     **options: Any,
@@ -294,13 +299,15 @@ def build_abn_blip(
     """Build :class:`AbnBlip` (``model.options.builder:
     polymodal.methods.abn_blip:build_abn_blip``, ``task.kind: report_generation``).
 
-    The encoder is a :class:`VolumeViT` whose weights come from a multi-label run
-    through ``model.init_from`` (``init_map: {"encoders.ct.": "encoder."}``).
+    The encoder (a :class:`~polymodal.modules.encoders.VolumeCNN` or a
+    :class:`VolumeViT`) takes its weights from a multi-label run through
+    ``model.init_from`` (``init_map: {"encoders.ct.": "encoder."}``).
 
     Args:
         fusion: unused.
         modalities: ``ct`` with its (D, H, W) shape.
-        dim, patch_size, depth: the encoder (as in the pre-training run).
+        dim: the encoder's width; encoder: ``"cnn3d"`` or ``"vit3d"``; depth: its
+            stages or blocks; patch_size: the ViT's (all as in the pre-training run).
         per_abnormality: Abn-BLIP (True) or the generic-query baseline.
         num_labels: the data set's findings per case; must be the vocabulary's K.
         **options: :class:`AbnBlip` options.
@@ -311,5 +318,10 @@ def build_abn_blip(
             f"the data has {num_labels}"
         )
     shape = tuple(int(s) for s in modalities["ct"]["shape"])
-    encoder = VolumeViT(shape, patch_size, 1, dim, depth)
-    return AbnBlip(encoder, per_abnormality, **options)
+    if encoder == "cnn3d":
+        volume_encoder: nn.Module = VolumeCNN(dim, depth)
+    elif encoder == "vit3d":
+        volume_encoder = VolumeViT(shape, patch_size, 1, dim, depth)
+    else:
+        raise ConfigError(f"model.options.encoder must be cnn3d or vit3d, got {encoder!r}")
+    return AbnBlip(volume_encoder, per_abnormality, volume_shape=shape, **options)
