@@ -22,6 +22,7 @@ MEASURED: dict[str, dict[str, float | None]] = {
     "contribution": {"cpu": 94, "cuda": None},
     "abpem": {"cpu": 680, "cuda": None},  # about 11 min
     "abpem_av_mnist": {"cpu": 336, "cuda": None},
+    "fratmae": {"cpu": 3224, "cuda": None},  # 2 threads, beside another run
 }
 
 
