@@ -275,7 +275,7 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "trains an encoder and six report models (about 35 min on 2 CPU cores); "
+            "trains an encoder and six report models (about 8 min on 2 CPU cores); "
             "run it with --only abn_blip"
         ),
         unit="macro-F1",
