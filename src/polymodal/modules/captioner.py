@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from polymodal.data.contract import present
 from polymodal.errors import ConfigError, DataError
-from polymodal.modules.classifier import build_encoder
+from polymodal.modules.classifier import build_encoders
 
 PAD_TARGET = -100
 
@@ -148,11 +148,5 @@ def build_captioner(
     """
     if not modalities:
         raise ConfigError("sequence_generation needs at least one modality to describe")
-    encoders = {}
-    for name, options in modalities.items():
-        options = dict(options)
-        shape = options.pop("shape", None)
-        encoders[name] = build_encoder(
-            options.pop("encoder", "cnn"), dim=dim, shape=shape, **options
-        )
+    encoders = build_encoders(modalities, dim)
     return Captioner(encoders, vocab_size, dim, depth, num_heads, max_length, bos, eos, pad)

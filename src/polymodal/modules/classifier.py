@@ -197,6 +197,26 @@ def build_encoder(
         raise ConfigError(f"bad options for encoder {name!r} ({cls.__name__}): {e}") from e
 
 
+def build_encoders(modalities: Mapping[str, Mapping[str, Any]], dim: int) -> dict[str, nn.Module]:
+    """One encoder per modality from config dicts (:func:`build_encoder` each).
+
+    Args:
+        modalities: ``{modality: {"encoder": name, "shape": [...], **options}}``.
+        dim: token width of every encoder whose options do not set ``dim``.
+
+    Raises:
+        ConfigError: a modality without ``encoder``, or bad options.
+    """
+    encoders: dict[str, nn.Module] = {}
+    for name, cfg in modalities.items():
+        options = dict(cfg)
+        if "encoder" not in options:
+            raise ConfigError(f"modality {name!r} config has no 'encoder' (one of {ENCODERS})")
+        shape = options.pop("shape", None)
+        encoders[name] = build_encoder(options.pop("encoder"), dim=dim, shape=shape, **options)
+    return encoders
+
+
 def build_classifier(
     fusion: str,
     modalities: Mapping[str, Mapping[str, Any]],
@@ -250,16 +270,12 @@ def build_classifier(
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        encoders: dict[str, nn.Module] = {}
-        shapes: dict[str, tuple[int, ...]] = {}
-        for name, cfg in modalities.items():
-            options = dict(cfg)
-            if "encoder" not in options:
-                raise ConfigError(f"modality {name!r} config has no 'encoder' (one of {ENCODERS})")
-            shape = options.pop("shape", None)
-            if shape is not None:
-                shapes[name] = tuple(int(s) for s in shape)
-            encoders[name] = build_encoder(options.pop("encoder"), dim=dim, shape=shape, **options)
+        encoders = build_encoders(modalities, dim)
+        shapes = {
+            name: tuple(int(s) for s in cfg["shape"])
+            for name, cfg in modalities.items()
+            if cfg.get("shape") is not None
+        }
         dims = {name: _token_width(name, enc) for name, enc in encoders.items()}
 
         head: nn.Module

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from polymodal.data.contract import present
 from polymodal.errors import ConfigError, DataError
-from polymodal.modules.classifier import build_encoder
+from polymodal.modules.classifier import build_encoders
 from polymodal.modules.text_encoder import masked_mean
 
 
@@ -123,13 +123,8 @@ def build_dual_encoder(
         raise ConfigError(f"model.modalities has no {missing}; it has {list(modalities)}")
 
     def tower(names: Sequence[str]) -> Tower:
-        encoders = {}
-        for name in names:
-            options = dict(modalities[name])
-            shape = options.pop("shape", None)
-            encoders[name] = build_encoder(
-                options.pop("encoder", "cnn"), dim=dim, shape=shape, **options
-            )
-        return Tower(encoders, dim, embed_dim)
+        return Tower(
+            build_encoders({name: modalities[name] for name in names}, dim), dim, embed_dim
+        )
 
     return DualEncoder(tower(query), tower(document), temperature)

@@ -286,12 +286,13 @@ def fit(config: ExperimentConfig, resume: bool = False) -> FitResult:
     model, sizes = build_model(config, data)
     if config.model.init_from:
         done = init_from(model, config.model.init_from, config.model.init_map)
-        total = len(model.state_dict())
-        print(  # quiet runs (the bench's: no progress bar) skip it
-            f"init_from {config.model.init_from}: {len(done.loaded)} of {total} tensors loaded, "
-            f"{len(done.skipped)} of its tensors not in this model",
-            file=sys.stderr,
-        ) if config.trainer.progress_bar else None
+        if config.trainer.progress_bar:  # quiet runs (the bench's) skip the summary
+            print(
+                f"init_from {config.model.init_from}: {len(done.loaded)} of "
+                f"{len(model.state_dict())} tensors loaded, "
+                f"{len(done.skipped)} of its tensors not in this model",
+                file=sys.stderr,
+            )
     if config.model.freeze:
         freeze(model, config.model.freeze)
     module = task_module(config, model, sizes)

@@ -106,23 +106,7 @@ def resample(
     per axis), then centre-crop or pad to ``size³`` with the volume's minimum."""
     factors = np.asarray(spacing, dtype=np.float64) / np.asarray(target, dtype=np.float64)
     scaled = zoom(volume, factors, order=order, mode="nearest", grid_mode=True)
-    return _centre(scaled, size, float(volume.min()))
-
-
-def _centre(volume: np.ndarray, size: int, fill: float) -> np.ndarray:
-    out = np.full((size, size, size), fill, dtype=np.float32)
-    src, dst = [], []
-    for n in volume.shape:
-        if n >= size:
-            start = (n - size) // 2
-            src.append(slice(start, start + size))
-            dst.append(slice(0, size))
-        else:
-            start = (size - n) // 2
-            src.append(slice(0, n))
-            dst.append(slice(start, start + n))
-    out[tuple(dst)] = volume[tuple(src)]
-    return out
+    return centre_to(scaled, (size, size, size), float(volume.min()))
 
 
 def _find(folder: Path, case: str, kind: str) -> Path | None:
@@ -276,16 +260,16 @@ def write_mask(
     nib = _nibabel()
     factors = np.asarray(spacing, dtype=np.float64) / np.asarray(like.spacing, dtype=np.float64)
     on_input = zoom(mask.astype(np.float32), factors, order=0, grid_mode=True, mode="grid-constant")
-    on_input = _centre_to(on_input, like.data.shape)
+    on_input = centre_to(on_input, like.data.shape)
     image = nib.Nifti1Image((on_input > 0.5).astype(np.uint8).transpose(2, 1, 0), like.affine)
     image.header.set_zooms(tuple(float(z) for z in like.spacing[::-1]))
     nib.save(image, str(path))
     return Path(path)
 
 
-def _centre_to(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Centre-crop or zero-pad ``volume`` to ``shape`` (the inverse of :func:`_centre`)."""
-    out = np.zeros(shape, dtype=volume.dtype)
+def centre_to(volume: np.ndarray, shape: Sequence[int], fill: float = 0.0) -> np.ndarray:
+    """Centre-crop or pad (with ``fill``) each axis of ``volume`` to ``shape``."""
+    out = np.full(tuple(shape), fill, dtype=volume.dtype)
     src, dst = [], []
     for n, want in zip(volume.shape, shape, strict=True):
         if n >= want:

@@ -28,7 +28,7 @@ Noise σ 15 HU after a partial-volume blur. Samples carry ``ct`` (HU / 1000 in
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,7 @@ import torch
 from scipy.ndimage import binary_dilation, gaussian_filter
 from torch import Tensor
 
-from polymodal.data.cache import cached_build
-from polymodal.data.dataset import TensorDictDataset
+from polymodal.data.dataset import TensorDictDataset, build_splits, padded_rows
 from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth import ctpa_reports as reports
@@ -189,9 +188,7 @@ def _split(config: CtpaConfig, split: str) -> dict[str, Tensor]:
         labels.append(case)
         volumes.append(draw_volume(case, config.size, rng))
         texts.append(encode(reports.write_report(case, rng)))
-    ids = torch.full((len(texts), max(len(t) for t in texts)), -100, dtype=torch.long)
-    for i, t in enumerate(texts):
-        ids[i, : len(t)] = torch.tensor(t)
+    ids = padded_rows(texts, -100)
     spacing = torch.full((len(texts), 3), 400.0 / config.size)
     return {
         "ct": (torch.from_numpy(np.stack(volumes)) / CT_SCALE).clamp(-1, 1).to(torch.float16),
@@ -212,12 +209,8 @@ def build_ctpa(**options: Any) -> Path:
     if min(config.train, config.val, config.test) < 1:
         raise ConfigError("ctpa_phantoms needs at least one case per split")
 
-    def build(folder: Path) -> dict[str, Any]:
-        for split in SPLITS:
-            TensorDictDataset(_split(config, split)).save(folder / f"{split}.safetensors")
-        return {"cases": {s: config.count(s) for s in SPLITS}}
-
-    return cached_build("ctpa_phantoms", VERSION, asdict(config), build, code=(__name__,))
+    make = lambda split: _split(config, split)  # noqa: E731
+    return build_splits("ctpa_phantoms", VERSION, config, make, SPLITS, code=(__name__,))
 
 
 class CtpaPhantoms(TensorDictDataset):
@@ -227,11 +220,7 @@ class CtpaPhantoms(TensorDictDataset):
     vocab = VOCAB
     bos, eos = BOS, EOS
     findings = reports.FINDINGS
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        sample = super().__getitem__(index)
-        sample["tokens"] = sample["tokens"][sample["tokens"] != -100]  # its own length
-        return sample
+    padded = {"tokens": -100}
 
 
 @register_dataset("ctpa_phantoms")

@@ -33,7 +33,7 @@ cases of 32³ build in under a minute, cached by their options and this code.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from polymodal.data.cache import cached_build
-from polymodal.data.dataset import TensorDictDataset
+from polymodal.data.dataset import TensorDictDataset, build_splits, padded_rows
 from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.errors import ConfigError
@@ -218,10 +217,8 @@ def draw_case(config: PetCtConfig, rng: np.random.Generator) -> dict[str, Any]:
 def _split(config: PetCtConfig, split: str) -> dict[str, Tensor]:
     rng = np.random.default_rng([config.seed, SPLITS.index(split), 17])
     cases = [draw_case(config, rng) for _ in range(config.count(split))]
-    texts = [list(c["text"].encode("utf-8")) for c in cases]
-    ids = torch.zeros(len(cases), max(len(t) for t in texts), dtype=torch.long)
-    for i, t in enumerate(texts):
-        ids[i, : len(t)] = torch.tensor(t) + 1  # byte b -> id b + 1, 0 pads (SmallTextEncoder)
+    # byte b -> id b + 1, 0 pads (SmallTextEncoder's ids)
+    ids = padded_rows([[b + 1 for b in c["text"].encode("utf-8")] for c in cases], 0)
     spacing = torch.tensor(config.spacing, dtype=torch.float32).expand(len(cases), 3)
     stack = lambda key: torch.from_numpy(np.stack([c[key] for c in cases]))  # noqa: E731
     return {
@@ -246,12 +243,8 @@ def build_petct(**options: Any) -> Path:
     if min(config.train, config.val, config.test) < 1:
         raise ConfigError("petct_phantoms needs at least one case per split")
 
-    def build(folder: Path) -> dict[str, Any]:
-        for split in SPLITS:
-            TensorDictDataset(_split(config, split)).save(folder / f"{split}.safetensors")
-        return {"cases": {s: config.count(s) for s in SPLITS}, "spacing_mm": config.spacing}
-
-    return cached_build("petct_phantoms", VERSION, asdict(config), build, code=(__name__,))
+    make = lambda split: _split(config, split)  # noqa: E731
+    return build_splits("petct_phantoms", VERSION, config, make, SPLITS, code=(__name__,))
 
 
 class PetCtPhantoms(TensorDictDataset):
@@ -259,11 +252,7 @@ class PetCtPhantoms(TensorDictDataset):
 
     num_classes = 2
     classes = ("benign-like", "malignant-like")
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        sample = super().__getitem__(index)
-        sample["text_ids"] = sample["text_ids"][sample["text_ids"] != 0]  # its own length
-        return sample
+    padded = {"text_ids": 0}
 
 
 def labelled_subset(labels: Tensor, fraction: float) -> Tensor:

@@ -19,15 +19,14 @@ fast to build (about a second per 1,000 samples), cached by its options and code
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from polymodal.data.cache import cached_build
-from polymodal.data.dataset import TensorDictDataset
+from polymodal.data.dataset import TensorDictDataset, build_splits, padded_rows
 from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth.shapes_render import COLORS, SHAPES, coverage, render, sample_scene
@@ -84,8 +83,8 @@ def _split(config: ShapesScenesConfig, split: str) -> dict[str, torch.Tensor]:
         "image": torch.from_numpy(images).to(torch.float16) / 255,
         "label": torch.from_numpy(labels),
         "heatmap": torch.from_numpy(heatmaps).to(torch.float16),
-        "tokens": _padded(captions, -100),
-        "text_ids": _padded(documents, 0),
+        "tokens": padded_rows(captions, -100),
+        "text_ids": padded_rows(documents, 0),
     }
     if config.labelled_per_class is not None and split == "train":
         mask = torch.zeros(n, dtype=torch.bool)
@@ -95,14 +94,6 @@ def _split(config: ShapesScenesConfig, split: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _padded(rows: list[list[int]], value: int) -> torch.Tensor:
-    """(N, L) int64 rows right-padded with ``value`` to the longest row."""
-    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row)
-    return out
-
-
 def build_shapes_scenes(**options: Any) -> Path:
     """Build (or find in the cache) every split; returns the cache folder."""
     check_option_types(ShapesScenesConfig, options, "shapes_scenes")
@@ -110,13 +101,8 @@ def build_shapes_scenes(**options: Any) -> Path:
     if config.image_size < 16 or min(config.train, config.val, config.test) < 1:
         raise ConfigError("shapes_scenes needs image_size >= 16 and at least one sample per split")
 
-    def build(folder: Path) -> dict[str, Any]:
-        for split in SPLITS:
-            TensorDictDataset(_split(config, split)).save(folder / f"{split}.safetensors")
-        return {"sizes": {s: config.size(s) for s in SPLITS}}
-
-    code = ("polymodal.data.synth.shapes_scenes",)
-    return cached_build("shapes_scenes", VERSION, asdict(config), build, code=code)
+    make = lambda split: _split(config, split)  # noqa: E731
+    return build_splits("shapes_scenes", VERSION, config, make, SPLITS, code=(__name__,))
 
 
 class ShapesScenes(TensorDictDataset):
@@ -125,13 +111,7 @@ class ShapesScenes(TensorDictDataset):
     num_classes = len(SHAPES)
     vocab = VOCAB
     bos, eos = BOS, EOS
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sample = super().__getitem__(index)
-        # Stored padded to the split's longest row; a sample keeps its own length.
-        sample["tokens"] = sample["tokens"][sample["tokens"] != -100]
-        sample["text_ids"] = sample["text_ids"][sample["text_ids"] != 0]
-        return sample
+    padded = {"tokens": -100, "text_ids": 0}
 
 
 @register_dataset("shapes_scenes")

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel, LlamaConfig, LlamaForCausalLM
 
 from polymodal.data.contract import validate_batch
+from polymodal.data.dataset import padded_rows
 from polymodal.data.synth import ctpa
 from polymodal.data.synth.ctpa_reports import (
     FINDINGS,
@@ -60,13 +61,6 @@ class AbnBlipOutput(NamedTuple):
     loss: Tensor
     parts: dict[str, Tensor]
     logits: Tensor
-
-
-def _padded(rows: Sequence[Sequence[int]], value: int) -> Tensor:
-    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
 
 
 class AbnBlip(nn.Module):
@@ -215,7 +209,7 @@ class AbnBlip(nn.Module):
         for i, found in enumerate(sentences):
             text = found.get(k) if labels[i, k] > 0 else None
             rows.append(ctpa.encode(text or finding_sentence(k, False))[: self.max_sentence])
-        return _padded(rows, IGNORE)
+        return padded_rows(rows, IGNORE)
 
     def _contrastive(
         self, outputs: Tensor, logits: Tensor, labels: Tensor, sentences: list[dict[int, str]]
@@ -251,7 +245,7 @@ class AbnBlip(nn.Module):
                 text = found.get(k) if k in positive else None
                 rows.append(ctpa.encode(text or finding_sentence(k, False))[: self.max_sentence])
                 prefixes.append(outputs[i, k])
-        targets = _padded(rows, IGNORE).to(outputs.device)
+        targets = padded_rows(rows, IGNORE).to(outputs.device)
         return self._caption_loss(torch.stack(prefixes)[:, None], targets)
 
     # ------------------------------------------------------------------ reports

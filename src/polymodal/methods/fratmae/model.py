@@ -26,6 +26,7 @@ from polymodal.modules.attention import CrossAttentionBlock, TransformerBlock
 from polymodal.modules.mae import patchify, unpatchify
 from polymodal.modules.text_encoder import SmallTextEncoder, masked_mean
 from polymodal.modules.vit3d import VolumeViT, sincos_3d, unshuffle
+from polymodal.train.tasks.retrieval import info_nce
 
 MODALITIES = ("pet", "ct")
 
@@ -159,9 +160,7 @@ class FratMAE(nn.Module):
         """
         pet = F.normalize(self.pet_to_text(pet_tokens.mean(dim=1)), dim=-1)
         text = F.normalize(self.text_to_pet(self.embed_text(text_ids)), dim=-1)
-        logits = pet @ text.T / self.temperature  # (B, B)
-        targets = torch.arange(len(logits), device=logits.device)
-        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+        return info_nce(pet, text, torch.tensor(1.0 / self.temperature))
 
     def forward(self, batch: Mapping[str, Tensor]) -> FratMAEOutput:
         """Mask, encode, decode both modalities (global generator: the task seeds it).

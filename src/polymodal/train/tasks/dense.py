@@ -25,6 +25,8 @@ from polymodal.train.tasks.saliency import kld, nss, similarity
 
 TARGETS = ("mask", "saliency")
 MASK_LOSSES = ("bce_dice", "bce")
+MASK_METRICS = {"dice": BinaryF1Score, "iou": BinaryJaccardIndex}
+SALIENCY_METRICS = {"kld": MeanMetric, "sim": MeanMetric, "nss": MeanMetric}
 
 
 def soft_dice_loss(logits: Tensor, truth: Tensor, smooth: float = 1.0) -> Tensor:
@@ -66,18 +68,10 @@ class DensePredictionModule(TaskModule):
         self.mask_loss = loss
         self.monitor = "val_dice" if target == "mask" else "val_kld"  # type: ignore[misc]
         self.mode = "max" if target == "mask" else "min"  # type: ignore[misc]
-        names = ("dice", "iou") if target == "mask" else ("kld", "sim", "nss")
+        metrics = MASK_METRICS if target == "mask" else SALIENCY_METRICS
         for stage in ("val", "test"):
-            for name in names:
-                metric = (
-                    BinaryF1Score()
-                    if name == "dice"
-                    else BinaryJaccardIndex()
-                    if name == "iou"
-                    else MeanMetric()
-                )
-                setattr(self, f"{stage}_{name}", metric)
-        self.names = names
+            for name, make in metrics.items():
+                setattr(self, f"{stage}_{name}", make())
 
     def loss(self, logits: Tensor, heatmap: Tensor) -> Tensor:
         if self.target == "mask":
@@ -95,30 +89,28 @@ class DensePredictionModule(TaskModule):
         return loss
 
     def _score(self, stage: str, batch: dict[str, Tensor]) -> None:
-        logits = self.eval_model(batch).heatmap  # (B, H, W)
+        logits = self.eval_model(batch).heatmap  # (B, H, W) or (B, D, H, W)
         truth = batch["heatmap"]
-        size = batch_size(batch)
         if self.target == "mask":
-            values = {
-                "dice": (logits.sigmoid(), truth > 0.5),
-                "iou": (logits.sigmoid(), truth > 0.5),
+            pixels = (logits.sigmoid().flatten(), (truth > 0.5).flatten().long())
+            updates = dict.fromkeys(MASK_METRICS, pixels)
+        else:
+            predicted = logits.flatten(1).softmax(dim=-1)  # (B, N) a distribution per sample
+            flat = truth.flatten(1)
+            updates = {
+                "kld": (kld(predicted, flat),),
+                "sim": (similarity(predicted, flat),),
+                "nss": (nss(predicted, flat),),
             }
-            for name, (p, t) in values.items():
-                metric = getattr(self, f"{stage}_{name}")
-                metric.update(p.flatten(), t.flatten().long())
-                self.log(f"{stage}_{name}", metric, prog_bar=name == "dice", batch_size=size)
-            return
-        predicted = logits.flatten(1).softmax(dim=-1)  # (B, H*W) a distribution per sample
-        flat = truth.flatten(1)
-        per_sample = {
-            "kld": kld(predicted, flat),
-            "sim": similarity(predicted, flat),
-            "nss": nss(predicted, flat),
-        }
-        for name, values in per_sample.items():
+        for name, values in updates.items():
             metric = getattr(self, f"{stage}_{name}")
-            metric.update(values)
-            self.log(f"{stage}_{name}", metric, prog_bar=name == "kld", batch_size=size)
+            metric.update(*values)
+            self.log(
+                f"{stage}_{name}",
+                metric,
+                prog_bar=name == self.monitor[4:],
+                batch_size=batch_size(batch),
+            )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._score("val", batch)
