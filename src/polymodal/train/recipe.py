@@ -111,7 +111,12 @@ def build_from_config(
     """
     spec = task_spec(config.task.kind)
     options = dict(config.model.options)
-    builder = resolve_builder(str(options.pop("builder", spec.builder)))
+    path = str(options.pop("builder", spec.builder))
+    if not path:
+        raise ConfigError(
+            f"task {spec.name!r} has no default model; name one with model.options.builder"
+        )
+    builder = resolve_builder(path)
     for key in sizes:
         options.pop(key, None)
     modalities: dict[str, dict[str, Any]] = {}

@@ -152,3 +152,14 @@ def test_a_task_whose_target_the_data_lacks_names_it():
 def test_an_unknown_task_kind_lists_the_known_ones():
     with pytest.raises(ConfigError, match="masked_reconstruction"):
         recipe.build_from_config(load_config(None, ["task.kind=detection"]), {})
+
+
+def test_a_task_without_a_default_model_asks_for_a_builder():
+    config = load_config("abn_blip", ["model.options={}"])
+    sample = {
+        "ct": torch.zeros(16, 16, 16),
+        "labels": torch.zeros(16),
+        "tokens": torch.ones(3).long(),
+    }
+    with pytest.raises(ConfigError, match="model.options.builder"):
+        recipe.build_from_config(config, sample, num_labels=16)

@@ -28,7 +28,8 @@ class TaskSpec:
     Attributes:
         name: the ``task.kind`` that selects it.
         module: ``"package.module:Class"`` of its :class:`TaskModule`.
-        builder: the default model builder, ``"package.module:function"``.
+        builder: the default model builder, ``"package.module:function"``; empty
+            when the config must name one (``model.options.builder``).
         targets: keys every training sample must carry.
         sizes: what the task reads off the data set: ``num_classes``, ``vocab_size``.
         streams: trains on a labelled and an unlabelled stream.
@@ -117,7 +118,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "report_generation",
             f"{_MODULE}.report:ReportGenerationModule",
-            "polymodal.methods.abn_blip:build_abn_blip",
+            "",  # no generic report model: a method names its own builder
             ("labels", "tokens"),
             ("num_labels",),
             "reports scored by the findings they state (model's own loss; clinical F1)",
