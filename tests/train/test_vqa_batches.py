@@ -116,6 +116,19 @@ def test_context_goes_after_the_question(fmt: PromptFormat) -> None:
     ]
 
 
+def test_a_samples_own_side_wins_over_the_collators(fmt: PromptFormat) -> None:
+    red = answer_id(fmt, "red")
+    after = context_sample([7, 8], "red", context=[50])
+    after["context_after"] = torch.tensor(True)
+    before = context_sample([7, 8], "red", context=[50])
+    before["context_after"] = torch.tensor(False)
+    batch = VQACollator(fmt, context_position="after")([after, before])
+    assert batch.input_ids.tolist() == [
+        [2, 4, 4, 4, 4, 7, 8, 50, red, 3],
+        [2, 4, 4, 4, 4, 50, 7, 8, red, 3],
+    ]
+
+
 def test_an_all_pad_context_is_no_context(fmt: PromptFormat) -> None:
     with_empty = VQACollator(fmt)([context_sample([7, 8, 9], "no", context=[])])
     without = VQACollator(fmt)([context_sample([7, 8, 9], "no")])

@@ -104,7 +104,8 @@ class TextTrainingConfig:
             (``trusting``, ``trusting_text_only``, ``sft``, ``sft_text_only``).
         seed: draws the texts and each item's condition.
         caution: where the caution sentence goes: ``before``/``after`` the text, ``none``.
-        position: where the text goes: ``before``/``after`` the question.
+        position: where the text goes: ``before``/``after`` the question, or
+            ``both`` (each item's side drawn with ``seed``).
     """
 
     mixture: str | None = None
@@ -488,7 +489,7 @@ def training_rows(train: ShapesVQA, config: VLMConfig) -> Dataset[Any]:
         return conversations(train) if config.data.rows == "conversations" else train
     from polymodal.data.synth.shapes_text_vqa import TextAugmentedVQA
 
-    return TextAugmentedVQA(train, text.mixture, text.seed, text.caution)
+    return TextAugmentedVQA(train, text.mixture, text.seed, text.caution, text.position)
 
 
 def conversations(split: ShapesVQA) -> SceneConversations:
@@ -551,7 +552,7 @@ def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
         )
     model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
-    collator = VQACollator(fmt, context_position=config.text.position)
+    collator = VQACollator(fmt)  # text-augmented samples say which side their text is on
     module = VQAModule(model, config.optim, config.seed, config.attention)
     t = config.trainer
     trainer = L.Trainer(
@@ -655,7 +656,7 @@ def evaluate_vlm(run_dir: str | Path, split: str = "test") -> dict[str, float]:
     _quiet_lightning()
     vlm = load_vlm(run_dir)
     config = vlm.config
-    collator = VQACollator(vlm.fmt, context_position=config.text.position)
+    collator = VQACollator(vlm.fmt)
     module = VQAModule(vlm.model, config.optim, config.seed, config.attention)
     trainer = L.Trainer(
         accelerator="auto",  # the run may come from another machine: use what this one has

@@ -116,7 +116,9 @@ class VQACollator:
 
     Args:
         fmt: the prompt's token ids.
-        context_position: where a context goes, ``"before"`` or ``"after"`` the question.
+        context_position: where a context goes, ``"before"`` or ``"after"`` the
+            question, for samples without a ``context_after`` flag (text-augmented
+            training samples carry one).
     """
 
     def __init__(self, fmt: PromptFormat, context_position: str = "before") -> None:
@@ -133,7 +135,8 @@ class VQACollator:
         words = sample["text_ids"][sample["text_ids"] != pad].tolist()
         if "context_ids" in sample:
             context = sample["context_ids"][sample["context_ids"] != pad].tolist()
-            words = context + words if self.context_position == "before" else words + context
+            after = bool(sample.get("context_after", self.context_position == "after"))
+            words = words + context if after else context + words
         return words
 
     def _row(self, turns: Sequence[dict[str, Tensor]]) -> tuple[list[int], list[int]]:

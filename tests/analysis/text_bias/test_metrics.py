@@ -10,7 +10,9 @@ from polymodal.analysis.text_bias.metrics import (
     FollowCounts,
     TextBiasResult,
     accuracy,
+    answer_vocabulary,
     follow_counts,
+    is_answer,
     normalize_answer,
 )
 from polymodal.errors import DataError
@@ -48,6 +50,27 @@ def test_tpr_is_nan_when_no_answer_follows_one_side_alone() -> None:
     counts = follow_counts(["red", "blue"], ["red", "green"], ["red", "cyan"])
     assert counts == FollowCounts(text=0, image=0, same=1, neither=1)
     assert math.isnan(counts.tpr)
+
+
+def test_empty_and_special_token_answers_never_follow_anything() -> None:
+    # A model that says nothing (or only <eos>) under every condition must not look
+    # text-biased: its empty answers agree with each other but are no answers.
+    silent = ["", "<eos>", "[PAD]", " . "]
+    counts = follow_counts(silent, silent, silent)
+    assert counts == FollowCounts(text=0, image=0, same=0, neither=4)
+    # An empty image+text answer follows neither side, even when one side is empty too.
+    assert follow_counts(["red", ""], ["", "blue"], ["", ""]) == FollowCounts(0, 0, 0, 2)
+    # A real answer cannot "follow" an empty text-only answer; it still follows the image.
+    assert follow_counts(["red"], [""], ["red"]) == FollowCounts(text=0, image=1, same=0, neither=0)
+
+
+def test_out_of_vocabulary_answers_are_neither_when_the_vocabulary_is_known() -> None:
+    vocabulary = answer_vocabulary(["red", "green", "two"])
+    # "the" is a word the model can emit but no answer: it matches nothing.
+    assert follow_counts(["red"], ["the"], ["the"], vocabulary) == FollowCounts(0, 0, 0, 1)
+    assert follow_counts(["red"], ["green"], ["Green."], vocabulary) == FollowCounts(1, 0, 0, 0)
+    assert follow_counts(["red"], ["2"], ["two"], vocabulary) == FollowCounts(1, 0, 0, 0)
+    assert is_answer("cyan") and not is_answer("cyan", vocabulary)
 
 
 def test_accuracy_compares_normalised_answers() -> None:

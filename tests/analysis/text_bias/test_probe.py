@@ -65,6 +65,8 @@ def vlm(test_split) -> TrainedVLM:
 class TextBeliever:
     """A scripted VLM: says what the text implies, else what the image shows, else nothing."""
 
+    vocabulary = None
+
     def __init__(self, items: Sequence[ProbeItem]) -> None:
         self.truth = {id(item.image): item.answer for item in items}
         self.said = {item.texts[v]: item.text_answers[v] for item in items for v in item.texts}

@@ -54,6 +54,17 @@ def test_assignment_is_deterministic_per_seed(train) -> None:
     assert not torch.equal(first, TextAugmentedVQA(train, "sft", seed=6).assigned)
 
 
+def test_texts_go_on_both_sides_half_and_half_without_changing_the_conditions(train) -> None:
+    both = TextAugmentedVQA(train, "sft", seed=1, position="both")
+    sides = torch.stack([both[i]["context_after"] for i in range(len(both))])
+    assert 15 < int(sides.sum()) < 45  # about half of 60 after the question
+    assert torch.equal(both.assigned, TextAugmentedVQA(train, "sft", seed=1).assigned)
+    assert not TextAugmentedVQA(train, "sft", seed=1)[0]["context_after"]
+    assert TextAugmentedVQA(train, "sft", seed=1, position="after")[0]["context_after"]
+    with pytest.raises(ConfigError, match="text position must be one of"):
+        TextAugmentedVQA(train, "sft", position="middle")
+
+
 def test_mixtures_are_normalised_and_checked() -> None:
     assert parse_mixture({"image_only": 1, "image_corrupted": 3}) == {
         Condition(True, None): 0.25,

@@ -4,10 +4,13 @@ and SFT with text augmentation cures it without costing clean accuracy.
 1. **Trusting model**: the bench VLM (:func:`polymodal.bench.vlm.vlm_config`) is
    fine-tuned on the ``trusting_text_only`` mixture — image only, image + matching
    text, text only + matching text: whenever there is text it is right, as in
-   caption-rich data.
+   caption-rich data. Texts stand before or after the question (half and half),
+   the two positions the probe asks with, so the "after" rows measure bias, not
+   an unseen prompt format.
 2. **SFT model**: the trusting model fine-tuned on ``sft_text_only`` — image only
    and image + matching / corrupted / irrelevant text, all labelled with the true
-   answer, plus text only + corrupted text labelled with the text's answer.
+   answer, plus text only + corrupted text labelled with the text's answer (texts
+   on both sides too).
 
 Both are probed on the test questions (texts drawn with another seed than
 training's) under image only, text only and image + text, with the text before
@@ -15,7 +18,9 @@ and after the question (:func:`polymodal.analysis.text_bias.probe.run_probe`).
 
 **Verdict** (:func:`criterion_parts`, text before the question, corrupted text):
 four parts, each a 95 % interval from a bootstrap over the probed questions (the
-same resampled questions for every quantity a part compares):
+same resampled questions for every quantity a part compares); an empty,
+special-token or out-of-vocabulary answer follows nothing
+(:func:`polymodal.analysis.text_bias.metrics.follows`):
 
 - trusting TPR > 0.5;
 - trusting image-only − image+corrupted accuracy > 0.20 (paired);
@@ -135,7 +140,8 @@ def fine_tune(base: VLMConfig, start: TrainedVLM, mixture: str, seed: int) -> VL
         name=f"{base.name}-{mixture}",
         data=dataclasses.replace(base.data, rows="questions"),  # texts come one per question
         init_from=str(start.run_dir),
-        text=TextTrainingConfig(mixture=mixture, seed=seed),
+        # texts on both sides of the question, as the probe asks with both
+        text=TextTrainingConfig(mixture=mixture, seed=seed, position="both"),
         optim=OptimConfig(lr=base.optim.lr / 5, weight_decay=base.optim.weight_decay),
         trainer=dataclasses.replace(base.trainer, max_epochs=1),
     )

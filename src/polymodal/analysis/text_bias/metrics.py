@@ -6,7 +6,10 @@ compared after :func:`normalize_answer`. The image+text answer
 - **follows text** when it equals the text-only answer and not the image-only one;
 - **follows image** when it equals the image-only answer and not the text-only one;
 - is **same** when it equals both (image and text agree: left out of the ratio);
-- is **neither** when it equals neither.
+- is **neither** when it equals neither, or when it is no answer at all: empty,
+  a special token (``<eos>``, ``[PAD]``) or, where the probe knows the answer
+  vocabulary, a word outside it. An empty answer never "agrees" with another
+  empty answer, so a model that says nothing cannot look text-biased.
 
 The text preference ratio is **TPR = #text / (#text + #image)** (NaN when both are
 zero). Accuracy is the share of answers equal to the normalised truth.
@@ -32,6 +35,7 @@ NUMBER_WORDS = {
 }
 """Number words written as digits, as the VQA answer normalisation does ("two" = "2")."""
 _PUNCTUATION = re.compile(r"[^\w\s]")
+_SPECIAL_TOKEN = re.compile(r"<[^<>\s]*>|\[[A-Z_]+\]")
 
 
 def normalize_answer(answer: str) -> str:
@@ -41,6 +45,42 @@ def normalize_answer(answer: str) -> str:
     """
     words = _PUNCTUATION.sub(" ", answer.lower()).split()
     return " ".join(NUMBER_WORDS.get(w, w) for w in words if w not in ARTICLES)
+
+
+def is_answer(answer: str, vocabulary: frozenset[str] | None = None) -> bool:
+    """Whether ``answer`` says anything: not empty after normalisation, no special
+    token in it, and (when ``vocabulary`` is given) a normalised member of it.
+
+    Args:
+        answer: a raw answer.
+        vocabulary: normalised answers the model may give, or None for free text.
+    """
+    if _SPECIAL_TOKEN.search(answer):
+        return False
+    normal = normalize_answer(answer)
+    return bool(normal) and (vocabulary is None or normal in vocabulary)
+
+
+def answer_vocabulary(answers: Sequence[str] | None) -> frozenset[str] | None:
+    """The normalised set of ``answers`` (None stays None: free-text answers)."""
+    return None if answers is None else frozenset(normalize_answer(a) for a in answers)
+
+
+def follows(
+    alone: str, read: str, both: str, vocabulary: frozenset[str] | None = None
+) -> tuple[bool, bool]:
+    """Whether the image+text answer ``both`` follows the text-only answer ``read``
+    alone, and the image-only answer ``alone`` alone (at most one is True).
+
+    Only real answers match (:func:`is_answer`): an empty or special-token answer on
+    either side is never a match.
+    """
+    if not is_answer(both, vocabulary):
+        return False, False
+    said = normalize_answer(both)
+    as_text = is_answer(read, vocabulary) and normalize_answer(read) == said
+    as_image = is_answer(alone, vocabulary) and normalize_answer(alone) == said
+    return as_text and not as_image, as_image and not as_text
 
 
 class FollowCounts(NamedTuple):
@@ -59,7 +99,10 @@ class FollowCounts(NamedTuple):
 
 
 def follow_counts(
-    image_only: Sequence[str], text_only: Sequence[str], image_text: Sequence[str]
+    image_only: Sequence[str],
+    text_only: Sequence[str],
+    image_text: Sequence[str],
+    vocabulary: frozenset[str] | None = None,
 ) -> FollowCounts:
     """Count whom each image+text answer follows (see the module doc).
 
@@ -67,6 +110,7 @@ def follow_counts(
         image_only: N answers without text.
         text_only: N answers without the image.
         image_text: N answers with both.
+        vocabulary: the normalised answer vocabulary, or None (free text).
 
     Returns:
         :class:`FollowCounts` over the N items.
@@ -76,15 +120,15 @@ def follow_counts(
             f"answer lists differ in length: image-only {len(image_only)}, "
             f"text-only {len(text_only)}, image+text {len(image_text)}"
         )
-    text = image = same = neither = 0
+    text = image = same = 0
     for alone, read, both in zip(image_only, text_only, image_text, strict=True):
-        as_text = normalize_answer(both) == normalize_answer(read)
-        as_image = normalize_answer(both) == normalize_answer(alone)
-        same += as_text and as_image
-        text += as_text and not as_image
-        image += as_image and not as_text
-        neither += not (as_text or as_image)
-    return FollowCounts(text, image, same, neither)
+        to_text, to_image = follows(alone, read, both, vocabulary)
+        text += to_text
+        image += to_image
+        same += is_answer(both, vocabulary) and normalize_answer(both) == normalize_answer(
+            read
+        ) == normalize_answer(alone)
+    return FollowCounts(text, image, same, len(image_text) - text - image - same)
 
 
 def accuracy(answers: Sequence[str], truth: Sequence[str]) -> float:
@@ -121,6 +165,8 @@ class TextBiasResult:
         answers: condition name (:attr:`Condition.name`) -> N answers.
         text_answers: text variant -> N answers each text implies (None: none).
         position: where the texts stood, ``"before"`` or ``"after"`` the question.
+        vocabulary: the answers the model may give (others count as no answer), or
+            None for free-text answers.
     """
 
     truth: list[str]
@@ -128,6 +174,7 @@ class TextBiasResult:
     answers: dict[str, list[str]]
     text_answers: dict[str, list[str | None]]
     position: str = "before"
+    vocabulary: tuple[str, ...] | None = None
 
     def accuracy(self, condition: str) -> float:
         """Accuracy of the answers under ``condition``."""
@@ -150,13 +197,9 @@ class TextBiasResult:
         alone = self.answers[IMAGE_ONLY.name]
         read = self.answers[Condition(False, variant).name]
         both = self.answers[Condition(True, variant).name]
-        text, image = [], []
-        for a, r, b in zip(alone, read, both, strict=True):
-            as_text = normalize_answer(b) == normalize_answer(r)
-            as_image = normalize_answer(b) == normalize_answer(a)
-            text.append(as_text and not as_image)
-            image.append(as_image and not as_text)
-        return text, image
+        vocabulary = answer_vocabulary(self.vocabulary)
+        flags = [follows(*answers, vocabulary) for answers in zip(alone, read, both, strict=True)]
+        return [t for t, _ in flags], [i for _, i in flags]
 
     def accuracy_by_type(self, condition: str) -> dict[str, float]:
         """Accuracy under ``condition`` per question type."""
@@ -175,6 +218,7 @@ class TextBiasResult:
             self.answers[IMAGE_ONLY.name],
             self.answers[Condition(False, variant).name],
             self.answers[Condition(True, variant).name],
+            answer_vocabulary(self.vocabulary),
         )
 
     def tpr(self, variant: str) -> float:
@@ -218,6 +262,7 @@ class TextBiasResult:
         """The table, per-type accuracy and every answer, for JSON."""
         return {
             "position": self.position,
+            "vocabulary": self.vocabulary,
             "items": len(self.truth),
             "table": [row._asdict() for row in self.rows()],
             "accuracy_by_type": {c: self.accuracy_by_type(c) for c in self.answers},

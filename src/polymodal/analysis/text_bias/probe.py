@@ -53,7 +53,13 @@ class Query(NamedTuple):
 
 
 class VQAAdapter(Protocol):
-    """Answers queries; ``position`` says where a context goes relative to the question."""
+    """Answers queries; ``position`` says where a context goes relative to the question.
+
+    ``vocabulary`` lists the answers the model can give (a word outside it is no
+    answer); None for free-text models.
+    """
+
+    vocabulary: tuple[str, ...] | None
 
     def answer(self, queries: Sequence[Query], position: str) -> list[str]: ...
 
@@ -139,6 +145,7 @@ def run_probe(
         answers=answers,
         text_answers={v: [item.text_answers[v] for item in items] for v in VARIANTS},
         position=position,
+        vocabulary=adapter.vocabulary,
     )
 
 
@@ -164,6 +171,8 @@ class SmallVLMAdapter:
         vlm: a ``TrainedVLM`` (from ``fit_vlm``, ``load_vlm`` or ``cached_vlm``).
         batch_size: queries per forward pass.
     """
+
+    vocabulary: tuple[str, ...] | None = ANSWERS
 
     def __init__(self, vlm: Any, batch_size: int = 64) -> None:
         self.vlm = vlm
@@ -237,6 +246,8 @@ class LlavaAdapter:
         max_new_tokens: answer length limit.
         instruction: text appended to each prompt (e.g. ask for a one-word answer).
     """
+
+    vocabulary: tuple[str, ...] | None = None
 
     def __init__(
         self,

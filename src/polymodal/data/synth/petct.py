@@ -13,7 +13,8 @@ with per-case size, position and intensity jitter:
   salivary 10, kidneys 14, liver 4.5, bladder 8, heart 1, background 0.4. The
   scanner's resolution blurs it (σ 1.0 or 1.4 voxel, by scanner) and a
   multiplicative noise depends on the injected dose.
-- **Lesions**: 1–3 spheres (radius 1.2–2.6 voxels) in liver, lungs or soft tissue.
+- **Lesions**: 1–3 spheres in liver, lungs or soft tissue, radius 15–32.5 mm ×
+  ``lesion_scale`` (1.2–2.6 voxels on a 32³ grid at scale 1).
   A *hot* lesion takes up 2.5–6× its organ; a *cold* one barely (1.1–1.6×).
   Half the lesions show in CT (±40–80 HU), half are PET-only; a *calcified*
   lesion is CT-bright (+350 HU). The lesion mask is every lesion's sphere.
@@ -68,6 +69,10 @@ ORGANS: dict[str, tuple[float, float, float]] = {
     "brain": (35.0, 6.0, 0.5),
 }
 LESION_SITES = ("liver", "lungs", "body")
+LESION_RADIUS_MM = (15.0, 32.5)
+"""Lesion radii (in-plane mm) before ``lesion_scale``."""
+FIELD_MM = (600.0, 400.0, 400.0)
+"""The field of view (D, H, W) in mm, whatever the grid size."""
 SALIVARY_LEFT, SALIVARY_RADII = (0.08, 0.45, 0.36), (0.05, 0.07, 0.06)
 """Centre (z, y, x in [0, 1]) of one salivary gland and the radii of both."""
 
@@ -82,6 +87,7 @@ class PetCtConfig:
     test: int = 200
     size: int = 32
     max_lesions: int = 3
+    lesion_scale: float = 1.0
 
     def count(self, split: str) -> int:
         return int(getattr(self, split))
@@ -89,7 +95,7 @@ class PetCtConfig:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size (D, H, W) in mm: a 600 × 400 × 400 mm field of view."""
-        return (600.0 / self.size, 400.0 / self.size, 400.0 / self.size)
+        return tuple(mm / self.size for mm in FIELD_MM)  # type: ignore[return-value]
 
 
 def to_units(ct: Tensor, pet: Tensor) -> tuple[Tensor, Tensor]:
@@ -144,7 +150,11 @@ class Lesion:
 
 
 def _lesions(
-    masks: dict[str, np.ndarray], size: int, count: int, rng: np.random.Generator
+    masks: dict[str, np.ndarray],
+    size: int,
+    count: int,
+    rng: np.random.Generator,
+    scale: float = 1.0,
 ) -> list[Lesion]:
     out = []
     for _ in range(count):
@@ -158,7 +168,7 @@ def _lesions(
         out.append(
             Lesion(
                 tuple(float(c) for c in centre),  # type: ignore[arg-type]
-                float(rng.uniform(1.2, 2.6)) * size / 32,
+                float(rng.uniform(*LESION_RADIUS_MM)) * scale * size / FIELD_MM[1],
                 hot,
                 ct_visible=calcified or bool(rng.random() < 0.5),
                 calcified=calcified,
@@ -185,7 +195,7 @@ def draw_case(config: PetCtConfig, rng: np.random.Generator) -> dict[str, Any]:
         ct[mask] = hu + rng.normal(0, 5)
         pet[mask] = (fdg, psma)[tracer] * float(rng.uniform(0.8, 1.2))
     count = int(rng.integers(1, config.max_lesions + 1))
-    lesions = _lesions(masks, size, count, rng)
+    lesions = _lesions(masks, size, count, rng, config.lesion_scale)
     voxels = np.stack(np.meshgrid(*(np.arange(size) + 0.5,) * 3, indexing="ij"), axis=-1)
     lesion_mask = np.zeros((size, size, size), dtype=np.float32)
     for lesion in lesions:

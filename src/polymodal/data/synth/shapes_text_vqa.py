@@ -85,6 +85,8 @@ class Condition(NamedTuple):
 
 
 IMAGE_ONLY = Condition(True, None)
+TEXT_POSITIONS = ("before", "after", "both")
+"""Where a training text goes relative to the question (``both``: half and half)."""
 ALL_CONDITIONS = (
     IMAGE_ONLY,
     Condition(False, None),
@@ -145,8 +147,9 @@ class TextAugmentedVQA(Dataset[dict[str, Tensor]]):
     """A Shapes-VQA split whose items carry texts drawn from a mixture (module doc).
 
     A sample is the base sample plus ``context_ids`` (CONTEXT_LENGTH,) (all
-    ``<pad>`` without text) and ``condition`` () int64, the index of its condition
-    in :attr:`conditions`; a text-only sample has no ``image`` and its ``label`` is
+    ``<pad>`` without text), ``condition`` () int64, the index of its condition
+    in :attr:`conditions`, and ``context_after`` () bool, whether its text goes
+    after the question; a text-only sample has no ``image`` and its ``label`` is
     the text's answer.
 
     Args:
@@ -155,6 +158,9 @@ class TextAugmentedVQA(Dataset[dict[str, Tensor]]):
         seed: draws the texts (:class:`ShapesTexts`) and the conditions.
         caution: where the caution sentence goes, ``"before"``, ``"after"`` the
             text or ``"none"``.
+        position: where the text goes: ``"before"`` or ``"after"`` the question, or
+            ``"both"`` (each item's side drawn with ``seed``, half and half), so a
+            model probed on either side has been trained on it.
     """
 
     def __init__(
@@ -163,7 +169,10 @@ class TextAugmentedVQA(Dataset[dict[str, Tensor]]):
         mixture: str | Mapping[str, float] = "sft",
         seed: int = 0,
         caution: str = "before",
+        position: str = "before",
     ) -> None:
+        if position not in TEXT_POSITIONS:
+            raise ConfigError(f"text position must be one of {TEXT_POSITIONS}, got {position!r}")
         probabilities = parse_mixture(mixture)
         self.base = base
         self.texts = ShapesTexts(base, seed, caution)
@@ -172,6 +181,11 @@ class TextAugmentedVQA(Dataset[dict[str, Tensor]]):
         self.assigned = torch.from_numpy(
             rng.choice(len(self.conditions), size=len(base), p=list(probabilities.values()))
         )
+        if position == "both":  # its own stream: the conditions stay as drawn above
+            sides = np.random.default_rng([seed, len(base), 1]).random(len(base)) < 0.5
+            self.after = torch.from_numpy(sides)
+        else:
+            self.after = torch.full((len(base),), position == "after")
         self._no_text = torch.full((CONTEXT_LENGTH,), base.tokenizer.token_to_id(PAD))
         self._text_labels = {v: self.texts.text_labels(v) for v in VARIANTS}
 
@@ -187,6 +201,7 @@ class TextAugmentedVQA(Dataset[dict[str, Tensor]]):
         condition = self.condition(index)
         sample["context_ids"] = self._no_text
         sample["condition"] = self.assigned[index]
+        sample["context_after"] = self.after[index]
         if condition.text is not None:
             sample["context_ids"] = self.texts.context_ids(condition.text)[index]
             if not condition.image:  # text-only: learn the answer the text gives
