@@ -21,7 +21,7 @@ def test_criterion_holds_when_divprune_keeps_accuracy_and_beats_both_baselines()
     assert [p.name for p in parts] == [
         "DivPrune / unpruned accuracy",
         "DivPrune − random accuracy",
-        "DivPrune − FastV-style accuracy",
+        "DivPrune − FastV accuracy",
     ]
     assert parts[0].estimate == pytest.approx(156 / 160)
     assert parts[1].estimate == pytest.approx((156 - 80) / 200)  # random pooled over seeds

@@ -11,7 +11,7 @@ import torch
 from polymodal.errors import DataError
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, image_features
 from polymodal.methods.divprune.llava import (
-    fastv_scores,
+    last_token_attention,
     layer_flops,
     next_token_logits,
     prefill_flops,
@@ -109,7 +109,7 @@ def test_prune_inputs_keeps_text_and_the_chosen_tokens_in_order(model: Any, prom
 
 def test_every_selector_runs_through_generate(model: Any, prompts: Any) -> None:
     input_ids, attention_mask, pixel_values = prompts
-    for method in ("divprune", "random", "fastv", "uniform"):
+    for method in ("divprune", "random", "attention", "uniform"):
         out = prune_and_generate(
             model,
             input_ids,
@@ -124,11 +124,11 @@ def test_every_selector_runs_through_generate(model: Any, prompts: Any) -> None:
         assert all(row == sorted(set(row)) for row in out.kept.tolist()), method
 
 
-def test_fastv_scores_are_last_token_attention_to_visual_tokens(model: Any, prompts: Any) -> None:
+def test_last_token_attention_scores_the_visual_tokens(model: Any, prompts: Any) -> None:
     input_ids, attention_mask, pixel_values = prompts
     features = image_features(model, pixel_values)
     before = model.config.text_config._attn_implementation
-    scores = fastv_scores(model, input_ids, attention_mask, features, layer=2)
+    scores = last_token_attention(model, input_ids, attention_mask, features, layer=2)
     assert scores.shape == (3, M)
     assert bool((scores >= 0).all()) and bool((scores.sum(-1) < 1).all())
     # Scores come from eager attention; the model's own implementation is restored.

@@ -10,9 +10,9 @@ import torch
 from polymodal.errors import ConfigError, DataError
 from polymodal.methods.divprune.reference import divprune_loop, divprune_python
 from polymodal.methods.divprune.select import (
+    attention_tokens,
     cosine_distance,
     divprune,
-    fastv_tokens,
     greedy_max_min,
     keep_count,
     random_tokens,
@@ -124,7 +124,7 @@ def test_random_is_sorted_unique_and_seeded() -> None:
 
 def test_fastv_keeps_the_highest_scores_in_original_order() -> None:
     scores = torch.tensor([[0.1, 0.5, 0.05, 0.3, 0.05], [0.4, 0.0, 0.1, 0.2, 0.3]])
-    assert fastv_tokens(scores, 2).tolist() == [[1, 3], [0, 4]]
+    assert attention_tokens(scores, 2).tolist() == [[1, 3], [0, 4]]
 
 
 def test_select_tokens_names_unknown_methods_and_missing_scores() -> None:
@@ -132,7 +132,7 @@ def test_select_tokens_names_unknown_methods_and_missing_scores() -> None:
     with pytest.raises(ConfigError, match="unknown selection method 'pca'"):
         select_tokens("pca", features, 2)
     with pytest.raises(ConfigError, match="attention scores"):
-        select_tokens("fastv", features, 2)
+        select_tokens("attention", features, 2)
     with pytest.raises(ConfigError, match="cannot keep 9 of 8"):
         select_tokens("divprune", features, 9)
 

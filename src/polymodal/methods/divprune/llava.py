@@ -93,7 +93,7 @@ def prune_inputs(
 
 
 @contextlib.contextmanager
-def _eager_attention(model: Any) -> Iterator[None]:
+def eager_attention(model: Any) -> Iterator[None]:
     """Run the language model with eager attention (the only kind that returns weights)."""
     language_model = model.model.language_model
     previous = language_model.config._attn_implementation
@@ -105,18 +105,20 @@ def _eager_attention(model: Any) -> Iterator[None]:
 
 
 @torch.no_grad()
-def fastv_scores(
+def last_token_attention(
     model: Any,
     input_ids: Tensor,
     attention_mask: Tensor | None,
     features: Tensor,
     layer: int = 2,
 ) -> Tensor:
-    """FastV's token ranking: attention from the last prompt token at one LM layer.
+    """Attention from the last prompt token to each visual token at one LM layer.
 
     The unpruned prompt runs through the language model once with eager attention;
     the score of a visual token is its attention weight from the last position in
-    layer ``layer`` (0-based), averaged over heads.
+    layer ``layer`` (0-based), averaged over heads. FastV ranks by layer K−1's
+    scores *inside* the model (:mod:`polymodal.methods.divprune.fastv`); selecting
+    with them before layer 0 (``method="attention"``) is a pre-filter, not FastV.
 
     Args:
         model: a ``LlavaForConditionalGeneration``.
@@ -130,11 +132,13 @@ def fastv_scores(
     """
     num_layers = model.config.text_config.num_hidden_layers
     if not 0 <= layer < num_layers:
-        raise ConfigError(f"FastV layer {layer} does not exist: the model has {num_layers} layers")
+        raise ConfigError(
+            f"attention layer {layer} does not exist: the model has {num_layers} layers"
+        )
     B, M = features.shape[:2]
     everything = torch.arange(M, device=features.device).expand(B, M)
     full = prune_inputs(model, input_ids, attention_mask, features, everything)
-    with _eager_attention(model):
+    with eager_attention(model):
         out = model.model.language_model(
             inputs_embeds=full.inputs_embeds,
             attention_mask=full.attention_mask,
@@ -154,13 +158,13 @@ def select_visual_tokens(
     features: Tensor,
     keep_ratio: float,
     generator: torch.Generator | None = None,
-    fastv_layer: int = 2,
+    attention_layer: int = 2,
 ) -> Tensor:
     """Which visual tokens ``method`` keeps at ``keep_ratio``: (B, K) sorted indices."""
     keep = keep_count(features.shape[1], keep_ratio)
     scores = None
-    if method == "fastv":
-        scores = fastv_scores(model, input_ids, attention_mask, features, fastv_layer)
+    if method == "attention":
+        scores = last_token_attention(model, input_ids, attention_mask, features, attention_layer)
     return select_tokens(method, features, keep, scores=scores, generator=generator)
 
 
@@ -195,13 +199,21 @@ def prune_and_generate(
         pixel_values: (B, 3, H, W) images.
         attention_mask: (B, T) or None.
         keep_ratio: fraction r of the M visual tokens to keep (K = round(r·M)).
-        method: ``"divprune"``, ``"random"``, ``"fastv"`` or ``"uniform"``.
+        method: ``"divprune"``, ``"random"``, ``"attention"``, ``"uniform"`` (pruned
+            before layer 0) or ``"fastv"`` (pruned after layer 2,
+            :func:`polymodal.methods.divprune.fastv.fastv_generate`).
         generator: random source for ``"random"``.
         **generate_kwargs: passed to ``model.generate`` (e.g. ``max_new_tokens``).
 
     Returns:
         :class:`PrunedGeneration`.
     """
+    if method == "fastv":
+        from polymodal.methods.divprune.fastv import fastv_generate
+
+        return fastv_generate(
+            model, input_ids, pixel_values, attention_mask, keep_ratio, **generate_kwargs
+        )
     features = image_features(model, pixel_values)
     kept = select_visual_tokens(
         model, method, input_ids, attention_mask, features, keep_ratio, generator

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from polymodal.hf.llava import image_features
-from polymodal.methods.divprune.llava import fastv_scores
+from polymodal.methods.divprune.fastv import DEFAULT_LAYER, fastv_next_token_logits
+from polymodal.methods.divprune.llava import last_token_attention
 from polymodal.methods.divprune.select import keep_count, select_tokens
 from polymodal.plots import pyplot, save_figure
 from polymodal.train.vlm import TrainedVLM
@@ -21,6 +22,7 @@ STYLE = {
     "random": ("tab:blue", "s"),
     "fastv": ("tab:green", "^"),
     "uniform": ("tab:purple", "v"),
+    "attention": ("tab:olive", "D"),
 }
 
 
@@ -71,12 +73,15 @@ def kept_tokens_figure(
     M = features.shape[1]
     side = int(round(M**0.5))  # patches per image side
     keep = keep_count(M, ratio)
-    scores = fastv_scores(vlm.model, prompt_ids, prompt_mask, features)
+    scores = last_token_attention(vlm.model, prompt_ids, prompt_mask, features, DEFAULT_LAYER)
     methods = list(STYLE)
     kept = {
         m: select_tokens(m, features, keep, scores, torch.Generator().manual_seed(0))
         for m in methods
+        if m != "fastv"
     }
+    # FastV's tokens are those layers >= K see
+    kept["fastv"] = fastv_next_token_logits(vlm.model, prompt_ids, prompt_mask, features, keep).kept
     fig, axes = plt.subplots(
         scenes, len(methods) + 1, figsize=(1.9 * (len(methods) + 1), 2.0 * scenes)
     )

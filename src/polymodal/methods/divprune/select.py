@@ -22,10 +22,11 @@ the lowest index (``torch.argmax``), so the selection is deterministic. A token
 already kept is never picked again (the published loop could re-pick one when
 every remaining token duplicates a kept token).
 
-Baselines: :func:`random_tokens`, :func:`fastv_tokens` (the tokens an attention
-score ranks highest; the score comes from the model, see
-:func:`polymodal.methods.divprune.llava.fastv_scores`) and :func:`uniform_tokens`
-(strided).
+Baselines: :func:`random_tokens`, :func:`attention_tokens` (the tokens an attention
+score ranks highest, e.g. FastV's ranking from
+:func:`polymodal.methods.divprune.llava.last_token_attention`, applied before layer
+0 — a pre-filter, not FastV, which prunes inside the language model:
+:mod:`polymodal.methods.divprune.fastv`) and :func:`uniform_tokens` (strided).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from torch import Tensor
 
 from polymodal.errors import ConfigError, DataError
 
-METHODS = ("divprune", "random", "fastv", "uniform")
+METHODS = ("divprune", "random", "attention", "uniform")
 """Selection methods known to :func:`select_tokens`."""
 
 
@@ -180,8 +181,8 @@ def random_tokens(
     return noise.topk(keep, dim=-1).indices.sort(dim=-1).values
 
 
-def fastv_tokens(scores: Tensor, keep: int) -> Tensor:
-    """The K tokens with the highest score (FastV: attention from the last text token).
+def attention_tokens(scores: Tensor, keep: int) -> Tensor:
+    """The K tokens with the highest score (e.g. attention from the last text token).
 
     Args:
         scores: (B, M) one score per visual token.
@@ -222,7 +223,7 @@ def select_tokens(
         method: one of :data:`METHODS`.
         features: (B, M, D) visual tokens after the projector.
         keep: K.
-        scores: (B, M) attention scores, needed by ``"fastv"``.
+        scores: (B, M) attention scores, needed by ``"attention"``.
         generator: random source for ``"random"``.
 
     Returns:
@@ -233,10 +234,10 @@ def select_tokens(
         return divprune(features, keep)
     if method == "random":
         return random_tokens(B, M, keep, generator, features.device)
-    if method == "fastv":
+    if method == "attention":
         if scores is None:
-            raise ConfigError("fastv selection needs attention scores (B, M)")
-        return fastv_tokens(scores, keep)
+            raise ConfigError("attention selection needs attention scores (B, M)")
+        return attention_tokens(scores, keep)
     if method == "uniform":
         return uniform_tokens(B, M, keep, features.device)
     raise ConfigError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
