@@ -65,6 +65,7 @@ from polymodal.train.config import (
     read_config_file,
 )
 from polymodal.train.datamodule import EpochSeededSampler
+from polymodal.train.stage_lines import EpochLines, say
 from polymodal.train.vision_pretrain import (
     VisionPretrainConfig,
     patch_labels,
@@ -503,7 +504,7 @@ def steps_per_epoch(train: ShapesVQA, config: VLMConfig) -> int:
     return math.ceil(len(training_rows(train, config)) / config.data.batch_size)  # type: ignore[arg-type]
 
 
-def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
+def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -> TrainedVLM:
     """Train the VLM a config describes, test it, and write its run folder.
 
     Args:
@@ -511,6 +512,8 @@ def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
         resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists (the
             checkpoint holds the pre-trained tower, so stage 0 is not run again);
             the resumed run ends with exactly the numbers of an uninterrupted one.
+        lines: a label for one line per stage and epoch on stderr (validation
+            accuracy so far; :mod:`polymodal.train.stage_lines`), or None for quiet.
 
     Returns:
         The :class:`TrainedVLM` (model in eval mode) with its test metrics.
@@ -537,6 +540,8 @@ def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
     if config.init_from is not None:
         model.load_state_dict(load_weights(Path(config.init_from) / "model.safetensors"))
     elif config.vision_pretrain.steps and not resuming:
+        if lines:
+            say(lines, f"vision tower pre-training, {config.vision_pretrain.steps} steps")
         train = data["train"]
         labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
         if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
@@ -555,15 +560,19 @@ def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
     collator = VQACollator(fmt)  # text-augmented samples say which side their text is on
     module = VQAModule(model, config.optim, config.seed, config.attention)
     t = config.trainer
+    callbacks: list[L.Callback] = [
+        L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True)
+    ]
+    if lines:
+        callbacks.append(EpochLines(lines, "val_acc"))
+        say(lines, f"{'resuming' if resuming else 'training'} the VLM, {t.max_epochs} epochs")
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
         devices=t.devices,
         precision=t.precision,  # type: ignore[arg-type]
         logger=False,
-        callbacks=[
-            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True)
-        ],
+        callbacks=callbacks,
         plugins=[SafetensorsCheckpointIO()],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -589,6 +598,8 @@ def fit_vlm(config: VLMConfig, resume: bool = False) -> TrainedVLM:
     items.save(out_dir / TEST_ITEMS)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
+    if lines:
+        say(lines, f"VLM trained, test accuracy {metrics.get('test_acc', math.nan):.3f}")
     return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, out_dir, items)
 
 
@@ -620,8 +631,11 @@ def load_vlm(run_dir: str | Path) -> TrainedVLM:
     return TrainedVLM(model.eval(), tokenizer, fmt, config, metrics, run_dir, items)
 
 
-def cached_vlm(config: VLMConfig) -> TrainedVLM:
+def cached_vlm(config: VLMConfig, lines: str | None = None) -> TrainedVLM:
     """The trained VLM of ``config``, training it once under ``<cache>/vlm/<key>``.
+
+    ``lines`` labels one line per stage and epoch on stderr (:func:`fit_vlm`); the
+    label is not part of the cache key.
 
     The key covers the config and the code of :mod:`polymodal.train.vlm` with all
     it imports (:func:`polymodal.data.cache.run_folder`).
@@ -633,11 +647,13 @@ def cached_vlm(config: VLMConfig) -> TrainedVLM:
     params = {k: v for k, v in config.to_dict().items() if k != "out_dir"}
     run_dir = run_folder("vlm", params, code=("polymodal.train.vlm",))
     if (run_dir / "metrics.json").is_file():
+        if lines:
+            say(lines, f"VLM {config.name} from the cache")
         return load_vlm(run_dir)
     resumable = (run_dir / "checkpoints" / "last.ckpt").exists()
     if not resumable:
         empty_run_folder(run_dir)
-    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)), resume=resumable)
+    return fit_vlm(dataclasses.replace(config, out_dir=str(run_dir)), resumable, lines)
 
 
 def evaluate_vlm(run_dir: str | Path, split: str = "test") -> dict[str, float]:

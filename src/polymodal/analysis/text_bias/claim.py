@@ -161,9 +161,14 @@ def _fmt(value: object) -> object:
 
 
 def run(context: Context) -> Outcome:
-    base = vlm_config(context.quick)
-    trusting = cached_vlm(fine_tune(base, cached_vlm(base), "trusting_text_only", seed=0))
-    sft = cached_vlm(fine_tune(base, trusting, "sft_text_only", seed=1))
+    base = vlm_config(context.quick, context.device)
+    lines = "text_bias" if context.progress else None
+    trusting = cached_vlm(
+        fine_tune(base, cached_vlm(base, lines), "trusting_text_only", seed=0), lines
+    )
+    sft = cached_vlm(fine_tune(base, trusting, "sft_text_only", seed=1), lines)
+    for model in (trusting, sft):
+        model.model.to(context.device)
     test = load_shapes_vqa("test", **base.data.options)
     count = 300 if context.quick else 1000
     items = probe_items(test, ShapesTexts(test, seed=PROBE_SEED), range(min(count, len(test))))

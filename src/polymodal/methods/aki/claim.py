@@ -97,7 +97,8 @@ def run(context: Context) -> Outcome:
     jobs = [(rule, seed) for seed in SEEDS for rule in RULES]
     for rule, seed in tqdm(jobs, desc="aki: training", disable=not context.progress):
         started = time.time()
-        trained = cached_vlm(rule_config(base, rule, seed))
+        lines = f"aki: {rule}, seed {seed}" if context.progress else None
+        trained = cached_vlm(rule_config(base, rule, seed), lines)
         if (trained.run_dir / "metrics.json").stat().st_mtime >= started:  # trained just now
             trained_seconds.append(time.time() - started)
         correct[rule].append(_items(trained))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from lightning.fabric.utilities import move_data_to_device
 from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
@@ -72,7 +73,7 @@ class PruningResults:
     question_type: list[Tensor] = field(default_factory=list)
 
     def add(self, method: str, seed: int, ratio: float, correct: Tensor) -> None:
-        self.correct.setdefault((method, seed, ratio), []).append(correct)
+        self.correct.setdefault((method, seed, ratio), []).append(correct.cpu())
 
     def accuracy(self, method: str, ratio: float) -> list[float]:
         """Accuracy of each seed of ``method`` at ``ratio``."""
@@ -152,11 +153,13 @@ def evaluate_pruning(
     """Answer every test question under every method and keep ratio."""
     model, results = vlm.model, PruningResults()
     generators = {s: torch.Generator().manual_seed(s) for s in RANDOM_SEEDS}
+    device = next(model.parameters()).device
     for batch in tqdm(batches, desc="divprune: evaluating", disable=not progress):
+        batch = move_data_to_device(batch, device)
         prompt_ids, prompt_mask = batch.prompt()
         features = image_features(model, batch.pixel_values)  # (B, M, D)
         scores = last_token_attention(model, prompt_ids, prompt_mask, features, FASTV_LAYER)
-        results.question_type.append(batch.question_type)
+        results.question_type.append(batch.question_type.cpu())
         for ratio in RATIOS:
             keep = keep_count(features.shape[1], ratio)
             for method, seed in _methods():
@@ -179,8 +182,9 @@ def evaluate_pruning(
 
 
 def run(context: Context) -> Outcome:
-    config = vlm_config(context.quick)
-    vlm = cached_vlm(config)
+    config = vlm_config(context.quick, context.device)
+    vlm = cached_vlm(config, "divprune" if context.progress else None)
+    vlm.model.to(context.device)
     test = load_shapes_vqa("test", **config.data.options)
     questions = Subset(test, range(min(QUESTIONS, len(test))))
     loader: DataLoader[VQABatch] = DataLoader(

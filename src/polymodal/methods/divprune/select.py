@@ -177,7 +177,9 @@ def random_tokens(
         (B, K) int64 indices, sorted ascending.
     """
     _check_count(num_tokens, keep)
-    noise = torch.rand(batch, num_tokens, generator=generator, device=device)
+    # drawn where the generator lives, so a seed picks the same tokens on any device
+    source = generator.device if generator is not None else device
+    noise = torch.rand(batch, num_tokens, generator=generator, device=source).to(device)
     return noise.topk(keep, dim=-1).indices.sort(dim=-1).values
 
 
