@@ -19,14 +19,12 @@ def test_epoch_lines_show_the_epoch_and_the_metric_so_far(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines = EpochLines("divprune: VLM", "val_acc")
-    trainer = SimpleNamespace(
-        sanity_checking=False, current_epoch=2, max_epochs=8, callback_metrics={"val_acc": 0.91234}
-    )
-    lines.on_validation_epoch_end(trainer, None)  # type: ignore[arg-type]
-    trainer.sanity_checking = True  # the sanity pass is not an epoch
-    lines.on_validation_epoch_end(trainer, None)  # type: ignore[arg-type]
+    trainer = SimpleNamespace(current_epoch=2, max_epochs=8, callback_metrics={"val_acc": 0.91234})
+    lines.on_train_epoch_end(trainer, None)  # type: ignore[arg-type]
+    trainer.callback_metrics = {}  # not validated this epoch
+    lines.on_train_epoch_end(trainer, None)  # type: ignore[arg-type]
     say("divprune", "VLM from the cache")
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2
     assert err[0].startswith("divprune: VLM: epoch 3/8, val_acc 0.912 (")
-    assert err[1] == "divprune: VLM from the cache"
+    assert err[1].startswith("divprune: VLM: epoch 3/8, val_acc — (")
+    assert err[2] == "divprune: VLM from the cache"

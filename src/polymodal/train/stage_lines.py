@@ -33,7 +33,10 @@ def clock(seconds: float) -> str:
 
 
 class EpochLines(L.Callback):
-    """After each validation: ``"<label>: epoch 3/8, val_acc 0.912 (4m10s)"``.
+    """After each epoch: ``"<label>: epoch 3/8, val_acc 0.912 (4m10s)"``.
+
+    Written at the end of the training epoch, which Lightning calls after that
+    epoch's validation, so the metric is the one just measured.
 
     Args:
         label: what trains, e.g. ``"divprune: VLM"``.
@@ -47,9 +50,7 @@ class EpochLines(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self.start = time.monotonic()
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         value = trainer.callback_metrics.get(self.metric)
         shown = "—" if value is None else f"{float(value):.3f}"
         epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"

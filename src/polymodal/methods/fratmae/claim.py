@@ -14,7 +14,8 @@ MAE − scratch > 0, each a paired difference over the test cases of the three s
 with its 95 % interval (8 parts). 100 % and the ablations are reported beside it.
 
 Where ours differs from the paper: 3D patches of 24³ phantoms instead of
-whole-body coronal slabs, a byte-level text encoder trained with the model for
+whole-body coronal slabs, bulky lesions (2–4 voxels in radius, so that the grid
+resolves them), a byte-level text encoder trained with the model for
 the metadata term, and hundreds of cases instead of thousands.
 """
 
