@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from polymodal.data.cache import read_manifest
-from polymodal.data.synth.shapes_render import COLORS, RGB, SHAPES, Scene, render, sample_scene
+from polymodal.data.synth.shapes_render import (
+    COLORS,
+    RGB,
+    SHAPES,
+    Scene,
+    coverage,
+    render,
+    sample_scene,
+)
 from polymodal.data.synth.shapes_vqa import (
     ANSWERS,
     NUMBERS,
@@ -151,6 +159,47 @@ def test_grid_layout_gives_each_object_its_own_cells() -> None:
             assert 1.2 * radius <= 4 * span * 1.05  # the bounding circle stays inside
             taken[int(top) : int(top) + span, int(left) : int(left) + span] += 1
         assert len(drawn) == 6 and taken.max() == 1
+
+
+def test_dense_layout_spreads_objects_over_several_patches_of_a_24_grid() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        drawn = sample_scene(rng, 96, 6, 6, layout="dense", grid=24)
+        colors = set(drawn.column("color").astype(int).tolist())
+        assert 1 <= len(colors) <= 3  # a palette of two or three colours
+        for _, _, big, x, y, radius in drawn.objects:
+            span = 16 * (1 + int(big))  # object cells are 4x4 patches of 4 pixels
+            assert (x - span / 2) % 16 == 0 and (y - span / 2) % 16 == 0
+            assert 2 * radius >= 3 * 4 * (1 + int(big))  # at least 3 patches across
+    # Most of the 576 patches show no object at all: redundant tokens.
+    covered = coverage(drawn, 96) > 0
+    assert covered.mean() < 0.5
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        sample_scene(rng, 96, layout="dense", grid=18)
+
+
+def test_dense_counts_name_a_colour_and_count_only_it() -> None:
+    scene_ = scene(
+        ("circle", "red", 8.0, 8.0), ("square", "red", 40.0, 8.0), ("circle", "blue", 8.0, 40.0)
+    )
+    counts = {
+        (q.text, q.answer)
+        for q in (ask(scene_, np.random.default_rng(seed), 64, by_color=True) for seed in range(60))
+        if QUESTION_TYPES[q.kind] == "count"
+    }
+    assert counts == {
+        ("how many red objects are there ?", "two"),
+        ("how many blue objects are there ?", "one"),
+    }
+
+
+def test_dense_build_asks_colour_counts(cache: Path) -> None:
+    data = load_shapes_vqa("val", train=8, val=40, test=4, image_size=96, layout="dense", grid=24)
+    assert data[0]["image"].shape == (3, 96, 96)
+    counts = [data.question(i) for i in range(len(data)) if data.question(i).startswith("how")]
+    assert counts and all(q.split()[2] in COLORS for q in counts)
+    with pytest.raises(ConfigError, match="grid=24 for 4-pixel patches"):
+        build_shapes_vqa(image_size=96, layout="dense", grid=20)
 
 
 def test_tokenizer_has_fixed_special_ids_and_rejects_unknown_words() -> None:

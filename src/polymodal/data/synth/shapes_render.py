@@ -17,6 +17,13 @@ Two layouts place the objects:
 * ``free``: objects anywhere (radius 5 or 8.5 pixels in a 64-pixel image), kept
   apart; an object falls across up to four patches at any offset, which a
   from-scratch model learns far more slowly.
+* ``dense``: the regime of LLaVA's 576 CLIP tokens. The ``grid × grid`` patches
+  (e.g. 24 × 24 at 4-pixel patches of a 96-pixel image) are grouped into object
+  cells of :data:`DENSE_CELL` × :data:`DENSE_CELL` patches; a small object fills
+  one cell (about 3 × 3 patches), a large one 2 × 2 cells. Most visual tokens
+  then show background texture or the inside of an object: redundant, as most
+  of a CLIP-ViT-L/336 image's tokens are. A scene draws its colours from a
+  palette of two or three, so colour-conditioned counts vary.
 
 Everything is numpy on the CPU and seeded by the caller's generator.
 """
@@ -54,7 +61,9 @@ GRID_RADIUS = (0.4, 0.8)
 """Radius of small and large objects in cell sides (``grid`` layout): the bounding
 circle of a small object fits its cell, that of a large one its 2×2 block."""
 
-LAYOUTS = ("grid", "free")
+LAYOUTS = ("grid", "free", "dense")
+DENSE_CELL = 4
+"""Patches per object cell side in the ``dense`` layout."""
 
 # Objects keep this much space between their bounding circles, in pixels.
 _GAP = 2.0
@@ -113,19 +122,34 @@ def sample_scene(
         min_objects: fewest objects to draw.
         max_objects: most objects to draw.
         textured: probability of a textured (not plain) background.
-        layout: ``"grid"`` or ``"free"`` (module doc).
-        grid: cells per side of the ``grid`` layout; ``size`` must be a multiple.
+        layout: ``"grid"``, ``"free"`` or ``"dense"`` (module doc).
+        grid: patches per side (``grid`` and ``dense`` layouts); ``size`` must be a
+            multiple, and for ``dense`` it a multiple of :data:`DENSE_CELL`.
 
     Returns:
         The :class:`Scene`.
     """
     count = int(rng.integers(min_objects, max_objects + 1))
-    attributes = [
-        (int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS))), int(rng.integers(2)))
-        for _ in range(count)
-    ]
+    if layout == "dense":  # a palette of two or three colours
+        palette = rng.choice(len(COLORS), size=int(rng.integers(2, 4)), replace=False)
+        attributes = [
+            (int(rng.integers(len(SHAPES))), int(rng.choice(palette)), int(rng.integers(2)))
+            for _ in range(count)
+        ]
+    else:
+        attributes = [
+            (int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS))), int(rng.integers(2)))
+            for _ in range(count)
+        ]
     if layout == "grid":
         rows = _place_on_grid(attributes, rng, size, grid)
+    elif layout == "dense":
+        if grid % DENSE_CELL:
+            raise ConfigError(
+                f"the dense layout groups {DENSE_CELL}×{DENSE_CELL} patches per object cell: "
+                f"grid must be a multiple of {DENSE_CELL}, got {grid}"
+            )
+        rows = _place_on_grid(attributes, rng, size, grid // DENSE_CELL)
     elif layout == "free":
         rows = _place_freely(attributes, rng, size)
     else:

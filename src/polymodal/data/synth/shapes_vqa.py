@@ -10,9 +10,14 @@ type       template                                        answers
 color      what color is the {shape} ?                     a colour
 shape      what shape is the {color} object ?              a shape
 count      how many objects are there ?                    one ... six
+           how many {color} objects are there ?  (dense)   one ... six
 exist      is there a {color} {shape} ?                    yes / no
 relation   is the {color} {shape} left of the {color} {shape} ?   yes / no
 =========  ==============================================  ==================
+
+In the ``dense`` layout (:mod:`.shapes_render`: a 24 × 24 patch grid, objects
+over several patches) a count question names a colour of the scene, so it needs
+the question's words as well as the image.
 
 A question is only asked when it has exactly one answer: ``color`` needs a shape
 that occurs once, ``shape`` a colour that occurs once, ``relation`` two objects
@@ -59,6 +64,7 @@ from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
 from polymodal.data.synth.shapes_render import (
     COLORS,
+    DENSE_CELL,
     FIELDS,
     LAYOUTS,
     SHAPES,
@@ -95,8 +101,9 @@ class ShapesVQAConfig:
         min_objects: fewest objects per scene.
         max_objects: most objects per scene.
         textured: probability of a textured background.
-        layout: object placement, ``"grid"`` or ``"free"`` (see :mod:`.shapes_render`).
-        grid: cells per side of the ``grid`` layout (the VLM's patches per side).
+        layout: object placement, ``"grid"``, ``"free"`` or ``"dense"`` (see
+            :mod:`.shapes_render`; ``dense`` also asks colour-conditioned counts).
+        grid: patches per side of the ``grid`` and ``dense`` layouts (the VLM's).
         train_questions: questions asked about each training scene (distinct where
             the scene allows); the items of one scene are consecutive and share
             its ``scene`` index, so a training batch can ask them in one
@@ -149,13 +156,16 @@ def _name(scene: Scene, i: int) -> str:
     return f"{COLORS[color]} {SHAPES[shape]}"
 
 
-def ask(scene: Scene, rng: np.random.Generator, image_size: int = 64) -> Question:
+def ask(
+    scene: Scene, rng: np.random.Generator, image_size: int = 64, by_color: bool = False
+) -> Question:
     """Draw a question the scene answers unambiguously (see the module doc).
 
     Args:
         scene: the scene to ask about (at least one object).
         rng: draws the type, the object(s) asked about and yes/no.
         image_size: the scene's image side, for the minimal left/right gap.
+        by_color: count questions name a colour of the scene (``dense`` layout).
 
     Returns:
         The :class:`Question`.
@@ -184,6 +194,10 @@ def ask(scene: Scene, rng: np.random.Generator, image_size: int = 64) -> Questio
         color = int(rng.choice(single_colors))
         shape = int(shapes[colors == color][0])
         return Question(k, f"what shape is the {COLORS[color]} object ?", SHAPES[shape])
+    if kind == "count" and by_color:
+        color = int(rng.choice(np.unique(colors)))
+        count = int((colors == color).sum())
+        return Question(k, f"how many {COLORS[color]} objects are there ?", NUMBERS[count - 1])
     if kind == "count":
         return Question(k, "how many objects are there ?", NUMBERS[len(scene) - 1])
     if kind == "exist":
@@ -238,13 +252,15 @@ def encode(tokenizer: Any, texts: list[str], length: int = TEXT_LENGTH) -> Tenso
     return ids
 
 
-def _questions(scene: Scene, rng: np.random.Generator, count: int, size: int) -> list[Question]:
+def _questions(
+    scene: Scene, rng: np.random.Generator, count: int, size: int, by_color: bool = False
+) -> list[Question]:
     """``count`` questions about one scene, distinct while a few redraws find new ones."""
     questions: list[Question] = []
     asked: set[str] = set()
     for _ in range(count):
         for _ in range(8):
-            question = ask(scene, rng, size)
+            question = ask(scene, rng, size, by_color)
             if question.text not in asked:
                 break
         asked.add(question.text)
@@ -275,7 +291,7 @@ def _build_split(
             config.grid,
         )
         images[i] = render(scene, size, rng)
-        questions += _questions(scene, rng, per_scene, size)
+        questions += _questions(scene, rng, per_scene, size, config.layout == "dense")
         scenes[i, : len(scene), 0] = 1.0  # the "present" column
         scenes[i, : len(scene), 1:] = scene.objects
         backgrounds[i] = scene.background
@@ -337,6 +353,14 @@ def build_shapes_vqa(**options: Any) -> Path:
         raise ConfigError(
             f"Shapes-VQA grid layout needs at least 4 cells per side dividing image_size "
             f"({config.image_size}), got grid={config.grid}; e.g. grid=8 for 8-pixel patches at 64"
+        )
+    if config.layout == "dense" and (
+        config.grid < 2 * DENSE_CELL or config.grid % DENSE_CELL or config.image_size % config.grid
+    ):
+        raise ConfigError(
+            f"Shapes-VQA dense layout needs a patch grid that is a multiple of {DENSE_CELL} "
+            f"(at least {2 * DENSE_CELL}) and divides image_size ({config.image_size}), got "
+            f"grid={config.grid}; e.g. grid=24 for 4-pixel patches at 96"
         )
     if not 1 <= config.min_objects <= config.max_objects <= len(NUMBERS):
         raise ConfigError(
