@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polymodal.errors import ConfigError
-from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, image_features
+from polymodal.hf.llava import image_features
 from polymodal.methods.divprune.fastv import (
     fastv_generate,
     fastv_next_token_logits,
@@ -23,40 +23,7 @@ from polymodal.methods.divprune.llava import (
     prune_inputs,
 )
 
-IMAGE, PAD, BOS = 4, 0, 2
-TINY = SmallLlavaConfig(
-    vocab_size=40,
-    image_token_id=IMAGE,
-    image_size=32,
-    patch_size=8,
-    vision_hidden=32,
-    vision_layers=1,
-    text_hidden=32,
-    text_layers=4,
-)
-M = TINY.num_visual_tokens  # 16
-
-
-@pytest.fixture(scope="module")
-def model() -> Any:
-    return build_small_llava(TINY, seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def prompts() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Two left-padded prompts (<bos>, 16 <image>, 3 or 5 words) and their images."""
-    generator = torch.Generator().manual_seed(1)
-    rows = [
-        [BOS] + [IMAGE] * M + torch.randint(5, 40, (n,), generator=generator).tolist()
-        for n in (3, 5)
-    ]
-    length = max(map(len, rows))
-    input_ids = torch.full((2, length), PAD)
-    attention_mask = torch.zeros(2, length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, length - len(row) :] = torch.tensor(row)
-        attention_mask[i, length - len(row) :] = 1
-    return input_ids, attention_mask, torch.rand(2, 3, 32, 32, generator=generator)
+M = 16  # the conftest model's visual tokens (its LM has 4 layers)
 
 
 @pytest.mark.parametrize("layer", [1, 2, 3])
@@ -73,14 +40,16 @@ def test_kept_set_is_the_top_k_of_layer_k_minus_1_attention_and_earlier_layers_s
     assert torch.equal(out.kept, expected)
     # Layers 0..K−1 saw all T tokens; layers K.. the T − 16 + 4 left.
     T = input_ids.shape[1]
-    assert out.lengths == [T] * layer + [T - M + 4] * (TINY.text_layers - layer)
+    assert out.lengths == [T] * layer + [T - M + 4] * (
+        model.config.text_config.num_hidden_layers - layer
+    )
 
 
 def test_keeping_every_token_changes_nothing(model: Any, prompts: Any) -> None:
     input_ids, attention_mask, pixel_values = prompts
     features = image_features(model, pixel_values)
     out = fastv_next_token_logits(model, input_ids, attention_mask, features, keep=M, layer=2)
-    everything = torch.arange(M).expand(2, M)
+    everything = torch.arange(M).expand(3, M)
     full = prune_inputs(model, input_ids, attention_mask, features, everything)
     torch.testing.assert_close(out.logits, next_token_logits(model, full), atol=1e-5, rtol=1e-4)
 
@@ -98,9 +67,9 @@ def test_dropped_tokens_still_reach_the_answer_through_the_first_k_layers(
     again = fastv_next_token_logits(
         model, input_ids, attention_mask, changed, keep=4, layer=3, kept=first.kept
     )
-    # Layers 0..2 read the dropped token, so row 0's logits move; row 1 is untouched.
+    # Layers 0..2 read the dropped token, so row 0's logits move; the others are untouched.
     assert not torch.allclose(again.logits[0], first.logits[0])
-    torch.testing.assert_close(again.logits[1], first.logits[1])
+    torch.testing.assert_close(again.logits[1:], first.logits[1:])
 
 
 def test_generation_keeps_the_prompts_selection(model: Any, prompts: Any) -> None:
@@ -114,7 +83,7 @@ def test_generation_keeps_the_prompts_selection(model: Any, prompts: Any) -> Non
         method="fastv",
         max_new_tokens=3,
     )
-    assert out.sequences.shape == (2, 3) and out.kept.shape == (2, 4)
+    assert out.sequences.shape == (3, 3) and out.kept.shape == (3, 4)
     first = fastv_generate(model, input_ids, pixel_values, attention_mask, 0.25, max_new_tokens=1)
     assert torch.equal(out.sequences[:, :1], first.sequences)
 

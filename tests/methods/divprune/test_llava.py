@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polymodal.errors import DataError
-from polymodal.hf.llava import SmallLlavaConfig, build_small_llava, image_features
+from polymodal.hf.llava import image_features
 from polymodal.methods.divprune.llava import (
     last_token_attention,
     layer_flops,
@@ -19,41 +19,7 @@ from polymodal.methods.divprune.llava import (
     prune_inputs,
 )
 
-IMAGE, PAD, BOS = 4, 0, 2
-TINY = SmallLlavaConfig(
-    vocab_size=40,
-    image_token_id=IMAGE,
-    image_size=32,
-    patch_size=8,
-    vision_hidden=32,
-    vision_layers=1,
-    text_hidden=32,
-    text_layers=3,
-)
-M = TINY.num_visual_tokens  # 16
-
-
-@pytest.fixture(scope="module")
-def model() -> Any:
-    return build_small_llava(TINY, seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def prompts() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Three left-padded prompts (<bos>, 16 <image>, 4-6 words) and their images."""
-    generator = torch.Generator().manual_seed(0)
-    rows = []
-    for words in (4, 6, 5):
-        text = torch.randint(5, 40, (words,), generator=generator).tolist()
-        rows.append([BOS] + [IMAGE] * M + text)
-    length = max(map(len, rows))
-    input_ids = torch.full((3, length), PAD)
-    attention_mask = torch.zeros(3, length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, length - len(row) :] = torch.tensor(row)
-        attention_mask[i, length - len(row) :] = 1
-    pixel_values = torch.rand(3, 3, 32, 32, generator=generator)
-    return input_ids, attention_mask, pixel_values
+IMAGE, M = 4, 16  # the conftest model's <image> id and visual tokens
 
 
 def test_ratio_one_generates_exactly_what_the_unpruned_model_does(model: Any, prompts: Any) -> None:
@@ -92,11 +58,11 @@ def test_pruned_logits_match_the_model_forward_at_ratio_one(model: Any, prompts:
 def test_prune_inputs_keeps_text_and_the_chosen_tokens_in_order(model: Any, prompts: Any) -> None:
     input_ids, attention_mask, pixel_values = prompts
     features = image_features(model, pixel_values)
-    assert features.shape == (3, M, TINY.text_hidden)
+    assert features.shape == (3, M, model.config.text_config.hidden_size)
     kept = torch.tensor([[1, 5, 9], [0, 2, 15], [3, 4, 7]])
     pruned = prune_inputs(model, input_ids, attention_mask, features, kept)
     length = input_ids.shape[1] - M + 3
-    assert pruned.inputs_embeds.shape == (3, length, TINY.text_hidden)
+    assert pruned.inputs_embeds.shape == (3, length, model.config.text_config.hidden_size)
     torch.testing.assert_close(pruned.attention_mask.sum(-1), attention_mask.sum(-1) - M + 3)
     # Row 1 is unpadded: <bos>, then the three kept tokens, then its six words.
     torch.testing.assert_close(pruned.inputs_embeds[1, 1:4], features[1, [0, 2, 15]])

@@ -39,7 +39,13 @@ from torch import Tensor
 
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import image_token_mask
-from polymodal.methods.divprune.llava import PrefillFlops, layer_flops, prune_inputs
+from polymodal.methods.divprune.llava import (
+    PrefillFlops,
+    eager_attention,
+    layer_flops,
+    next_token_logits,
+    prune_inputs,
+)
 
 DEFAULT_LAYER = 2
 """FastV's K: prune after the second layer (the FastV paper's default)."""
@@ -198,8 +204,6 @@ def fastv_next_token_logits(
     Returns:
         :class:`FastVOutput`.
     """
-    from polymodal.methods.divprune.llava import eager_attention
-
     B, M = features.shape[:2]
     if not 1 <= keep <= M:
         raise ConfigError(f"FastV keeps 1..{M} visual tokens, got {keep}")
@@ -208,14 +212,8 @@ def fastv_next_token_logits(
     is_image = image_token_mask(model, input_ids, M)
     record: dict[str, Any] = {}
     with eager_attention(model), fastv_hooks(model, is_image, keep, layer, record, kept):
-        out = model(
-            inputs_embeds=full.inputs_embeds,
-            attention_mask=full.attention_mask,
-            position_ids=full.position_ids,
-            logits_to_keep=1,
-            use_cache=False,
-        )
-    return FastVOutput(out.logits[:, -1], record["kept"], record["scores"], record["lengths"])
+        logits = next_token_logits(model, full)  # the hooks prune as the model runs
+    return FastVOutput(logits, record["kept"], record["scores"], record["lengths"])
 
 
 @torch.no_grad()
