@@ -58,7 +58,7 @@ class Budget:
     seeds: tuple[int, ...]
 
 
-FULL = Budget(data="{train: 600, val: 200, test: 400}", epochs=8, seeds=(0, 1, 2))
+FULL = Budget(data="{train: 400, val: 100, test: 300}", epochs=6, seeds=(0, 1, 2))
 QUICK = Budget(data="{train: 60, val: 20, test: 30, voices: 20}", epochs=1, seeds=(0,))
 CODE = (
     "polymodal.train.recipe",
