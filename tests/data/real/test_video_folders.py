@@ -2,43 +2,16 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from polymodal.data.real.video_folders import load_video_folders, read_clip
 from polymodal.errors import DataError
 
-av = pytest.importorskip("av")
+pytest.importorskip("av")
 
 
-def write_clip(path: Path, frames: int = 10, sound: bool = True, value: int = 200) -> None:
-    """A 16 × 16 grey clip at 10 fps whose frame k has a bright column at x = k, with
-    a 440 Hz tone at 16 kHz when ``sound``."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=10)
-        video.width = video.height = 16
-        video.pix_fmt = "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=16000) if sound else None
-        if audio is not None:
-            audio.layout = "mono"
-        for k in range(frames):
-            picture = np.zeros((16, 16, 3), np.uint8)
-            picture[:, k % 16] = value
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                container.mux(packet)
-        container.mux(video.encode())
-        if audio is not None:
-            t = np.arange(16000) / 16000
-            tone = (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)[None]
-            frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
-            frame.sample_rate = 16000
-            for packet in audio.encode(frame):
-                container.mux(packet)
-            container.mux(audio.encode())
-
-
-def test_read_clip_samples_frames_evenly_and_reads_the_audio_track(tmp_path) -> None:
+def test_read_clip_samples_frames_evenly_and_reads_the_audio_track(tmp_path, write_clip) -> None:
     write_clip(tmp_path / "a.mp4", frames=10)
     clip = read_clip(tmp_path / "a.mp4", frames=4, size=8)
     assert clip["video"].shape == (4, 1, 8, 8) and clip["audio"].shape == (40, 101)
@@ -50,7 +23,7 @@ def test_read_clip_samples_frames_evenly_and_reads_the_audio_track(tmp_path) -> 
     assert (loudest == loudest[0]).all() and loudest[0] < 20
 
 
-def test_a_wav_beside_the_clip_replaces_its_track(tmp_path) -> None:
+def test_a_wav_beside_the_clip_replaces_its_track(tmp_path, write_clip) -> None:
     from polymodal.data.real.wav import write_wav
 
     write_clip(tmp_path / "b.mp4", sound=False)
@@ -59,21 +32,21 @@ def test_a_wav_beside_the_clip_replaces_its_track(tmp_path) -> None:
     assert clip["audio"].max() < -20  # silence, floored log-mel
 
 
-def test_a_clip_without_sound_is_a_one_line_error(tmp_path) -> None:
+def test_a_clip_without_sound_is_a_one_line_error(tmp_path, write_clip) -> None:
     write_clip(tmp_path / "mute.mp4", sound=False)
     with pytest.raises(DataError, match=r"^mute.mp4 has no audio track and no mute.wav") as error:
         read_clip(tmp_path / "mute.mp4")
     assert "\n" not in str(error.value)
 
 
-def test_a_clip_shorter_than_t_frames_is_a_one_line_error(tmp_path) -> None:
+def test_a_clip_shorter_than_t_frames_is_a_one_line_error(tmp_path, write_clip) -> None:
     write_clip(tmp_path / "short.mp4", frames=3)
     with pytest.raises(DataError, match=r"^short.mp4 has 3 frames, fewer than the 8") as error:
         read_clip(tmp_path / "short.mp4", frames=8)
     assert "\n" not in str(error.value)
 
 
-def _folder(root: Path, names: dict[str, str], extra: str = "") -> Path:
+def _folder(write_clip, root: Path, names: dict[str, str], extra: str = "") -> Path:
     root.mkdir()
     for name in names:
         write_clip(root / name)
@@ -82,15 +55,15 @@ def _folder(root: Path, names: dict[str, str], extra: str = "") -> Path:
     return root
 
 
-def test_a_label_file_naming_a_missing_clip_is_a_one_line_error(tmp_path) -> None:
-    folder = _folder(tmp_path / "lab", {"a.mp4": "dog"}, extra="gone.mp4,cat\n")
+def test_a_label_file_naming_a_missing_clip_is_a_one_line_error(tmp_path, write_clip) -> None:
+    folder = _folder(write_clip, tmp_path / "lab", {"a.mp4": "dog"}, extra="gone.mp4,cat\n")
     with pytest.raises(DataError, match=r"names 'gone.mp4', which is not in") as error:
         load_video_folders("train", labelled=str(folder))
     assert "\n" not in str(error.value)
 
 
-def test_labelled_and_unlabelled_folders_make_one_training_split(tmp_path) -> None:
-    labelled = _folder(tmp_path / "lab", {"a.mp4": "dog", "b.mp4": "cat"})
+def test_labelled_and_unlabelled_folders_make_one_training_split(tmp_path, write_clip) -> None:
+    labelled = _folder(write_clip, tmp_path / "lab", {"a.mp4": "dog", "b.mp4": "cat"})
     unlabelled = tmp_path / "unlab"
     unlabelled.mkdir()
     write_clip(unlabelled / "c.mp4")

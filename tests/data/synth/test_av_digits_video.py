@@ -29,13 +29,17 @@ def test_render_puts_a_digit_of_the_asked_side_at_its_centre() -> None:
     centres = torch.tensor([[[[8.0, 20.0], [16.0, 16.0]]]])  # (1, K=1, T=2, 2)
     scales = torch.tensor([[[8.0, 12.0]]])
     frames = render_clips(scans, centres, scales, 32)[0, :, 0]  # (T, 32, 32)
-    for t, ((cy, cx), side) in enumerate(zip(centres[0, 0].tolist(), scales[0, 0].tolist())):
+    for t, ((cy, cx), side) in enumerate(
+        zip(centres[0, 0].tolist(), scales[0, 0].tolist(), strict=True)
+    ):
         lit = torch.nonzero(frames[t] > 0.5)
         assert lit[:, 0].min() >= cy - side / 2 - 1 and lit[:, 0].max() <= cy + side / 2
         assert lit[:, 1].min() >= cx - side / 2 - 1 and lit[:, 1].max() <= cx + side / 2
         assert abs(len(lit) - side**2) <= 2 * side + 1
     box = digit_boxes(centres[0, 0], scales[0, 0], 32)
-    torch.testing.assert_close(box, torch.tensor([[4.0, 16.0, 12.0, 24.0], [10.0, 10.0, 22.0, 22.0]]))
+    torch.testing.assert_close(
+        box, torch.tensor([[4.0, 16.0, 12.0, 24.0], [10.0, 10.0, 22.0, 22.0]])
+    )
 
 
 def test_labelled_mask_marks_the_first_clips_of_each_class() -> None:
@@ -54,7 +58,9 @@ def test_bad_options_are_config_errors() -> None:
 
 
 @pytest.mark.slow
-def test_a_tiny_build_has_its_shapes_boxes_subsets_and_held_out_sources(tmp_path, monkeypatch) -> None:
+def test_a_tiny_build_has_its_shapes_boxes_subsets_and_held_out_sources(
+    tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("POLYMODAL_HOME", str(tmp_path))
     train = load_av_digits_video("train", labelled_per_class=1, **TINY)
     sample = train[0]
@@ -69,6 +75,8 @@ def test_a_tiny_build_has_its_shapes_boxes_subsets_and_held_out_sources(tmp_path
     # Train, val and test share no scan and no voice.
     provenance = load_file(str(build_av_digits_video(**TINY) / "provenance.safetensors"))
     for kind in ("scans", "voices"):
-        used = {s: set(provenance[f"{s}.{kind}"].flatten().tolist()) for s in ("train", "val", "test")}
+        used = {
+            s: set(provenance[f"{s}.{kind}"].flatten().tolist()) for s in ("train", "val", "test")
+        }
         assert not used["train"] & used["val"] and not used["train"] & used["test"]
         assert not used["val"] & used["test"]

@@ -83,7 +83,13 @@ def test_nce_is_log_batch_for_identical_similarities_and_small_for_matched_pairs
 
 @pytest.mark.parametrize("mix", ["guided", "box", "none"])
 def test_unlabelled_terms_weight_mix_and_contrast(mix: str) -> None:
-    model = _model({"video": VIDEO, "audio": AUDIO}, mix=mix, mix_weight=2.0, contrastive_weight=0.5, box_side=8)
+    model = _model(
+        {"video": VIDEO, "audio": AUDIO},
+        mix=mix,
+        mix_weight=2.0,
+        contrastive_weight=0.5,
+        box_side=8,
+    )
     batch = _batch(4)
     out = model(batch)
     step = UnlabelledStep(batch, batch, out, out, torch.tensor([0, 1, 2, 3]), torch.ones(4))
