@@ -46,7 +46,7 @@ from polymodal.data.cache import cached_build
 from polymodal.data.dataset import TensorDictDataset
 from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
-from polymodal.data.synth.av_digits import CLIP_SECONDS, SPLITS, WORDS, clip_features
+from polymodal.data.synth.av_digits import CLIP_SECONDS, SPLITS, WORDS, _place, clip_features
 from polymodal.errors import ConfigError
 
 VERSION = "1"
@@ -193,17 +193,6 @@ def _sources(config: AVDigitsVideoConfig) -> _Sources:
     said = [Utterance(WORDS[d], voices[v], seed=config.seed) for v, d in keys]
     waves = dict(zip(keys, synthesize(said, progress=True), strict=True))
     return _Sources(scans, digits.target.astype(np.int64), scan_pools, voice_pools, waves)
-
-
-def _place(wave: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """``wave`` at a random onset in ``length`` zero samples (centre-cropped if longer)."""
-    if len(wave) >= length:
-        start = (len(wave) - length) // 2
-        return wave[start : start + length].copy()
-    clip = np.zeros(length, np.float32)
-    onset = int(rng.integers(0, length - len(wave) + 1))
-    clip[onset : onset + len(wave)] = wave
-    return clip
 
 
 def _split(config: AVDigitsVideoConfig, sources: _Sources, split: str) -> dict[str, Tensor]:
