@@ -94,6 +94,7 @@ def read_clip(
         with av.open(str(path)) as container:
             pictures = _frames(container, path, frames, channels)
         wav = path.with_suffix(".wav")
+        sound: np.ndarray | None
         if wav.is_file():
             sound = read_wav(wav, SAMPLE_RATE).numpy()
         else:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 from polymodal.methods.av_ssl.localisation import map_boxes, random_boxes, similarity_map
 from polymodal.methods.av_ssl.mixing import (
     box_masks,
@@ -117,10 +117,10 @@ class AVSSLModel(nn.Module):
         self.mix, self.mix_weight = mix, mix_weight
         self.contrastive_weight, self.temperature = contrastive_weight, temperature
         self.box_side, self.tube_share = box_side, tuple(float(s) for s in tube_share)
-        width = sum(int(enc.dim) for enc in (video, audio) if enc is not None)
-        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_classes))
-        self.project_video = nn.Linear(video.dim, embed_dim) if both else None
-        self.project_audio = nn.Linear(audio.dim, embed_dim) if both else None  # type: ignore[union-attr]
+        widths = [int(enc.dim) for enc in (video, audio) if enc is not None]  # type: ignore[arg-type]
+        self.head = nn.Sequential(nn.LayerNorm(sum(widths)), nn.Linear(sum(widths), num_classes))
+        self.project_video = nn.Linear(widths[0], embed_dim) if both else None
+        self.project_audio = nn.Linear(widths[-1], embed_dim) if both else None
 
     def forward(self, batch: Mapping[str, Tensor]) -> AVOutput:
         """Classify clips and, with both encoders, localise the sound.
@@ -211,8 +211,6 @@ def audio_video_nce(audio: Tensor, patches: Tensor, temperature: float) -> Tenso
 
 
 def _required(batch: Mapping[str, Tensor], name: str) -> Tensor:
-    from polymodal.errors import DataError
-
     if name not in batch:
         raise DataError(
             f"AVSSLModel encodes {name!r}, which the batch lacks (keys {sorted(batch)})"
