@@ -32,6 +32,7 @@ _PROVIDERS = (
     "polymodal.data.real.histo",
     "polymodal.data.real.nifti",
     "polymodal.data.synth.av_digits_video",
+    "polymodal.data.real.video_folders",
 )
 
 
