@@ -420,13 +420,13 @@ def restore_registries() -> Iterator[None]:
 
 def test_a_registered_target_is_validated_and_a_duplicate_refused(restore_registries: None):
     register_target(
-        "boxes", TargetSpec("(N, 4)", (2,), length_axis=-2, variable=True, pad_value=-1.0)
+        "regions", TargetSpec("(N, 4)", (2,), length_axis=-2, variable=True, pad_value=-1.0)
     )
-    batch = collate([with_image(boxes=torch.ones(1, 4)), with_image(boxes=torch.ones(2, 4))])
-    assert batch["boxes"][0].tolist() == [[1, 1, 1, 1], [-1, -1, -1, -1]]
-    assert batch["boxes_mask"].tolist() == [[T, F], [T, T]]
-    with pytest.raises(ValueError, match="'boxes' is already registered as a target \\(N, 4\\)"):
-        register_target("boxes", TargetSpec("(N, 4)", (2,)))
+    batch = collate([with_image(regions=torch.ones(1, 4)), with_image(regions=torch.ones(2, 4))])
+    assert batch["regions"][0].tolist() == [[1, 1, 1, 1], [-1, -1, -1, -1]]
+    assert batch["regions_mask"].tolist() == [[T, F], [T, T]]
+    with pytest.raises(ValueError, match="'regions' is already registered as a target \\(N, 4\\)"):
+        register_target("regions", TargetSpec("(N, 4)", (2,)))
     with pytest.raises(ValueError, match="'label' is already registered as a target"):
         register_modality("label", ModalitySpec("()", (0,)))
     with pytest.raises(ValueError, match="'image' is already registered as a modality"):

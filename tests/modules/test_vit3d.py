@@ -88,3 +88,21 @@ def test_video_vit_rejects_channels_first_clip() -> None:
     video = VideoViT(frames=4, image_size=8, tubelet=2, patch_size=4, dim=12, num_heads=2)
     with pytest.raises(ValueError, match="VideoViT"):
         video(torch.randn(1, 3, 4, 8, 8))
+
+
+def test_conv_stem_video_vit_keeps_the_tube_grid_and_refuses_odd_patches() -> None:
+    from polymodal.modules.vit3d import ConvStemVideoViT
+
+    plain = VideoViT(frames=4, image_size=16, tubelet=2, patch_size=8, in_channels=1, dim=12)
+    stem = ConvStemVideoViT(frames=4, image_size=16, tubelet=2, patch_size=8, in_channels=1, dim=12)
+    clip = torch.rand(3, 4, 1, 16, 16)
+    assert stem.grid == plain.grid == (2, 2, 2)
+    assert stem(clip).shape == plain(clip).shape == (3, 8, 12)
+    # Tokens of the first time slice see only its two frames (BatchNorm in eval mode:
+    # in training its batch statistics span every frame).
+    stem.eval()
+    later = clip.clone()
+    later[:, 2:] = 0.0
+    torch.testing.assert_close(stem.patch_tokens(clip)[:, :4], stem.patch_tokens(later)[:, :4])
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        ConvStemVideoViT(frames=4, image_size=12, tubelet=2, patch_size=6, in_channels=1, dim=12)

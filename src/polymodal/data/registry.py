@@ -31,6 +31,8 @@ _PROVIDERS = (
     "polymodal.data.real.datasets",
     "polymodal.data.real.histo",
     "polymodal.data.real.nifti",
+    "polymodal.data.synth.av_digits_video",
+    "polymodal.data.real.video_folders",
 )
 
 

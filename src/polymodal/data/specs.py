@@ -101,6 +101,8 @@ TARGETS: dict[str, TargetSpec] = {
     "tokens": TargetSpec("(L,)", (1,), "int64", length_axis=-1, variable=True, pad_value=-100),
     # semi-supervised: True = labelled; a sample without it counts as labelled
     "label_mask": TargetSpec("()", (0,), "bool", requires="label", fill=1.0),
+    # boxes (y0, x0, y1, x1) in pixels: one per sample, or one per frame of a clip
+    "boxes": TargetSpec("(4,) or (T, 4)", (1, 2)),
 }
 """Known target kinds. Register a new one with :func:`register_target`."""
 

@@ -79,3 +79,40 @@ def test_pseudo_labels_count_only_where_the_teacher_is_confident() -> None:
     want = math.log(3) + 2.0 * math.log(100 / 98) / 2
     assert loss.item() == pytest.approx(want, rel=1e-5)
     assert logged["train_pseudo_share"].item() == 0.5
+
+
+class _WithOwnTerm(_Linear):
+    """A model that adds 10 × the mean teacher confidence-mask of the step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list = []
+
+    def unlabelled_terms(self, step) -> dict[str, Tensor]:
+        self.steps.append(step)
+        return {"extra": 10.0 * step.keep.mean()}
+
+
+def test_a_model_adds_its_own_unlabelled_terms_to_the_loss() -> None:
+    model = _WithOwnTerm()
+    module = SemiSupervisedModule(model, 3, threshold=0.9, noise=0.0, unlabelled_weight=2.0)
+    logged: dict[str, Tensor] = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)  # type: ignore[method-assign]
+    labelled = {"image": torch.tensor([[0.0]]), "label": torch.tensor([2])}
+    unlabelled = {"image": torch.tensor([[math.log(8)], [math.log(98)]])}
+    loss = module.training_step({"labelled": labelled, "unlabelled": unlabelled}, 0)
+    want = math.log(3) + 2.0 * math.log(100 / 98) / 2 + 10.0 * 0.5
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+    assert logged["train_extra"].item() == 5.0
+    (step,) = model.steps
+    assert step.pseudo.tolist() == [0, 0] and step.keep.tolist() == [0.0, 1.0]
+    assert step.weak is unlabelled and step.teacher.logits.shape == (2, 3)
+
+
+def test_without_unlabelled_weight_or_own_terms_only_labelled_batches_train() -> None:
+    module, logged = _module(unlabelled_weight=0.0, noise=0.0)
+    labelled = {"image": torch.tensor([[0.0]]), "label": torch.tensor([2])}
+    broken = {"image": torch.tensor([[float("nan")]])}  # would poison any loss it reached
+    loss = module.training_step({"labelled": labelled, "unlabelled": broken}, 0)
+    assert loss.item() == pytest.approx(math.log(3), rel=1e-6)
+    assert "train_pseudo_share" not in logged

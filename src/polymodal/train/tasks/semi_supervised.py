@@ -7,11 +7,17 @@ which sees the batch with Gaussian noise on its float modalities (the weak/stron
 split of FixMatch and Mean Teacher, in its most generic form). The teacher is an
 exponential moving average of the student (``ema_decay``; 0 = the student itself,
 plain pseudo-labelling) and is what validation, test and the exported weights use.
+
+A model may add terms of its own on the unlabelled batch (mixing, contrastive, ...):
+when it defines ``unlabelled_terms(step: UnlabelledStep) -> dict[str, Tensor]``, the
+task adds every returned (already weighted) term to the loss and logs it as
+``train_<name>``.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +40,28 @@ def with_noise(batch: dict[str, Tensor], std: float) -> dict[str, Tensor]:
         if key in MODALITIES and value.is_floating_point():
             out[key] = value + std * torch.randn_like(value)
     return out
+
+
+@dataclass
+class UnlabelledStep:
+    """What a model's ``unlabelled_terms`` sees of one training step.
+
+    Attributes:
+        weak: the unlabelled batch as the teacher saw it.
+        strong: the same batch as the student saw it (noised).
+        teacher: the teacher's output on ``weak`` (``.logits`` (B, C), and whatever
+            else the model returns).
+        student: the student's output on ``strong``.
+        pseudo: (B,) int64 teacher pseudo-labels.
+        keep: (B,) float, 1 where the teacher's confidence reaches the threshold.
+    """
+
+    weak: dict[str, Tensor]
+    strong: dict[str, Tensor]
+    teacher: Any
+    student: Any
+    pseudo: Tensor
+    keep: Tensor
 
 
 class SemiSupervisedModule(ClassificationModule):
@@ -76,20 +104,30 @@ class SemiSupervisedModule(ClassificationModule):
         labelled, unlabelled = batch["labelled"], batch["unlabelled"]
         logits = self.model(self.training_inputs(labelled, batch_idx)).logits
         supervised = F.cross_entropy(logits, labelled["label"])
+        own_terms = getattr(self.model, "unlabelled_terms", None)
+        if self.unlabelled_weight == 0 and own_terms is None:
+            # Supervised only, with the steps of the semi-supervised runs: the
+            # unlabelled batch would only cost forward passes nobody uses.
+            self.log("train_loss", supervised, prog_bar=True, batch_size=logits.shape[0])
+            return supervised
         with torch.no_grad():
             teacher = self.eval_model
             was_training = teacher.training
             teacher.eval()
-            probabilities = teacher(unlabelled).logits.softmax(dim=-1)
+            teacher_out = teacher(unlabelled)
             teacher.train(was_training)
-        confidence, pseudo = probabilities.max(dim=-1)
+        confidence, pseudo = teacher_out.logits.softmax(dim=-1).max(dim=-1)
         keep = (confidence >= self.threshold).float()
-        student = self.model(
-            with_noise(self.training_inputs(unlabelled, batch_idx), self.noise)
-        ).logits
-        unsupervised = (F.cross_entropy(student, pseudo, reduction="none") * keep).mean()
+        strong = with_noise(self.training_inputs(unlabelled, batch_idx), self.noise)
+        student_out = self.model(strong)
+        unsupervised = (F.cross_entropy(student_out.logits, pseudo, reduction="none") * keep).mean()
         loss = supervised + self.unlabelled_weight * unsupervised
         size = logits.shape[0]
+        if own_terms is not None:
+            step = UnlabelledStep(unlabelled, strong, teacher_out, student_out, pseudo, keep)
+            for name, term in own_terms(step).items():
+                loss = loss + term
+                self.log(f"train_{name}", term, batch_size=size)
         self.log("train_loss", loss, prog_bar=True, batch_size=size)
         self.log("train_pseudo_share", keep.mean(), batch_size=size)
         return loss

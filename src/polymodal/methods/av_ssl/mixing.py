@@ -1,0 +1,101 @@
+"""Mixing two clips by a region, with labels mixed by the region's area.
+
+Three ways to choose the region of clip *a* pasted into clip *b* (CutMix-style,
+the same coordinates in both):
+
+- ``guided``: the box the audio localises (:func:`~.localisation.map_boxes`),
+  so the pasted pixels hold what sounds in *a*;
+- ``box``: a box of the same side at a random place (plain mixup);
+- ``tube``: a random set of patch columns kept through all frames (SVFormer's tube
+  token mix), for video-only learning.
+
+The mixed target is ``λ y_a + (1 − λ) y_b`` with λ the pasted share of the clip's
+pixels; the audio tracks are mixed with the same λ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class Mixed:
+    """Clips of *a* pasted into *b*.
+
+    Attributes:
+        batch: the mixed modality tensors (``video``, and ``audio`` when given).
+        area: (B,) λ, the share of each clip's pixels that comes from *a*.
+    """
+
+    batch: dict[str, Tensor]
+    area: Tensor
+
+
+def box_masks(boxes: Tensor, size: int) -> Tensor:
+    """(B, T, 1, S, S) bool masks, True inside the per-frame boxes (B, T, 4) (end exclusive)."""
+    rows = torch.arange(size, device=boxes.device)
+    y0, x0, y1, x1 = (boxes[..., i, None] for i in range(4))  # (B, T, 1) each
+    inside_y = (rows >= y0) & (rows < y1)  # (B, T, S)
+    inside_x = (rows >= x0) & (rows < x1)
+    return (inside_y[..., :, None] & inside_x[..., None, :])[:, :, None]
+
+
+def tube_masks(
+    count: int,
+    frames: int,
+    size: int,
+    patch: int,
+    share: Tensor,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """(count, T, 1, S, S) bool masks of random patch columns kept through every frame.
+
+    Args:
+        count: B clips.
+        frames: T.
+        size: frame side S, a multiple of ``patch``.
+        patch: token side P in pixels.
+        share: (B,) share of the (S/P)² patch columns to take from clip *a*.
+        generator: source of randomness.
+    """
+    cells = (size // patch) ** 2
+    ranks = torch.rand(count, cells, generator=generator).argsort(dim=1).argsort(dim=1)
+    chosen = ranks < (share[:, None] * cells).round()  # (B, cells): the lowest-ranked ones
+    grid = chosen.reshape(count, 1, 1, size // patch, size // patch).float()
+    pixels = F.interpolate(grid.flatten(0, 1), scale_factor=patch, mode="nearest") > 0.5
+    return pixels.reshape(count, 1, 1, size, size).expand(count, frames, 1, size, size)
+
+
+def paste(a: dict[str, Tensor], b: dict[str, Tensor], masks: Tensor) -> Mixed:
+    """Paste the masked pixels of clips ``a`` into clips ``b``.
+
+    Args:
+        a, b: batches with ``video`` (B, T, C, S, S) and optionally ``audio``.
+        masks: (B, T, 1, S, S) bool, True where the pixel comes from ``a``.
+
+    Returns:
+        :class:`Mixed`; ``audio`` (if present) is ``λ a + (1 − λ) b`` per clip.
+    """
+    area = masks.flatten(1).float().mean(dim=1)  # (B,)
+    batch = {"video": torch.where(masks, a["video"], b["video"])}
+    if "audio" in a and "audio" in b:
+        weight = area.reshape(-1, *([1] * (a["audio"].dim() - 1)))
+        batch["audio"] = weight * a["audio"] + (1 - weight) * b["audio"]
+    return Mixed(batch, area)
+
+
+def mixed_targets(y_a: Tensor, y_b: Tensor, area: Tensor, num_classes: int) -> Tensor:
+    """(B, C) soft targets ``λ onehot(y_a) + (1 − λ) onehot(y_b)``, λ = ``area`` (B,)."""
+    one_a = F.one_hot(y_a, num_classes).float()
+    one_b = F.one_hot(y_b, num_classes).float()
+    return area[:, None] * one_a + (1 - area[:, None]) * one_b
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+    """Mean over the batch of ``weight · H(targets, softmax(logits))``; (B, C), (B, C), (B,)."""
+    per_clip = -(targets * logits.log_softmax(dim=-1)).sum(dim=-1)
+    return (per_clip * weight).mean()

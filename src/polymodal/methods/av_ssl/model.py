@@ -1,0 +1,279 @@
+"""The audio-visual classifier of AV-SSL and its own unlabelled-batch terms.
+
+The semi-supervised task (:mod:`polymodal.train.tasks.semi_supervised`) gives the
+first two terms of ``L = L_s + γ1 L_u + γ2 L_mix + γ3 L_c``: cross-entropy on the
+labelled clips and, with weight γ1 (``task.options.unlabelled_weight``), on the
+EMA teacher's confident pseudo-labels of the unlabelled clips, the student seeing
+the strong (noised) view and the teacher the weak (clean) one. This model adds the
+other two through :meth:`AVSSLModel.unlabelled_terms`:
+
+- ``L_mix`` (γ2, ``mix_weight``): the student's soft cross-entropy on mixed
+  unlabelled clips against the teacher's pseudo-labels mixed by area, counted where
+  both clips' pseudo-labels are confident (:mod:`.mixing`);
+- ``L_c`` (γ3, ``contrastive_weight``): audio–video InfoNCE in which a clip pair's
+  similarity is the best match of the audio embedding over the video's patch
+  tokens, which is what teaches the patches the sound comes from to light up.
+
+The localisation map is the audio–patch cosine similarity
+(:func:`.localisation.similarity_map`), computed by the teacher for guided mixing.
+One class covers every variant of the check: video only (with tube mixing: the
+SVFormer-style baseline), audio only, and both (no mixing, a random box, or the
+localised box).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polymodal.data.contract import present, validate_batch
+from polymodal.errors import ConfigError, DataError
+from polymodal.methods.av_ssl.localisation import map_boxes, random_boxes, similarity_map
+from polymodal.methods.av_ssl.mixing import (
+    box_masks,
+    mixed_targets,
+    paste,
+    soft_cross_entropy,
+    tube_masks,
+)
+from polymodal.modules.encoders import SpectrogramEncoder
+from polymodal.modules.vit3d import ConvStemVideoViT, VideoViT
+from polymodal.train.tasks.semi_supervised import UnlabelledStep
+
+MixKind = Literal["none", "guided", "box", "tube"]
+MIXES: tuple[str, ...] = ("none", "guided", "box", "tube")
+
+
+@dataclass
+class AVOutput:
+    """What :class:`AVSSLModel` returns.
+
+    Attributes:
+        logits: (B, C) class scores.
+        audio: (B, E) projected audio embedding, or None without an audio encoder.
+        patches: (B, N, E) projected video patch embeddings, or None without video.
+        localisation: (B, t, h, w) audio–patch similarity, when both are encoded.
+    """
+
+    logits: Tensor
+    audio: Tensor | None = None
+    patches: Tensor | None = None
+    localisation: Tensor | None = None
+
+
+class AVSSLModel(nn.Module):
+    """Video ViT and/or spectrogram encoder, pooled, concatenated, one linear head.
+
+    Video tokens are max-pooled over patches, audio tokens mean-pooled over time.
+
+    Missing modality: a sample whose ``<m>_mask`` is False contributes zeros in
+    place of that modality's pooled features (and no localisation is trusted for it).
+
+    Args:
+        num_classes: C.
+        video: the video encoder (tokens (B, N, D)), or None.
+        audio: the audio encoder (tokens (B, N_a, D)), or None.
+        embed_dim: E, width of the audio–patch similarity space.
+        mix: ``none``, ``guided`` (needs both encoders), ``box`` or ``tube``.
+        mix_weight: γ2.
+        contrastive_weight: γ3 (needs both encoders; 0 = off).
+        temperature: of the contrastive logits.
+        box_side: side in pixels of the guided and random boxes.
+        tube_share: (low, high) range of the share of patch columns a tube mix takes.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        video: VideoViT | None = None,
+        audio: nn.Module | None = None,
+        embed_dim: int = 32,
+        mix: MixKind = "none",
+        mix_weight: float = 1.0,
+        contrastive_weight: float = 0.0,
+        temperature: float = 0.1,
+        box_side: int = 12,
+        tube_share: Sequence[float] = (0.2, 0.5),
+    ) -> None:
+        super().__init__()
+        if video is None and audio is None:
+            raise ConfigError("AVSSLModel needs a video or an audio encoder")
+        if mix not in MIXES:
+            raise ConfigError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
+        both = video is not None and audio is not None
+        if (mix == "guided" or contrastive_weight > 0) and not both:
+            raise ConfigError("guided mixing and the contrastive term need video and audio")
+        if mix != "none" and video is None:
+            raise ConfigError(f"mix {mix!r} mixes video clips; the model has no video encoder")
+        if video is not None and not 0 < box_side <= video.volume_size[1]:
+            raise ConfigError(f"box_side must be in 1..{video.volume_size[1]}, got {box_side}")
+        self.video, self.audio = video, audio
+        self.num_classes = num_classes
+        self.mix, self.mix_weight = mix, mix_weight
+        self.contrastive_weight, self.temperature = contrastive_weight, temperature
+        self.box_side, self.tube_share = box_side, tuple(float(s) for s in tube_share)
+        widths = [int(enc.dim) for enc in (video, audio) if enc is not None]  # type: ignore[arg-type]
+        self.head = nn.Sequential(nn.LayerNorm(sum(widths)), nn.Linear(sum(widths), num_classes))
+        self.project_video = nn.Linear(widths[0], embed_dim) if both else None
+        self.project_audio = nn.Linear(widths[-1], embed_dim) if both else None
+
+    def forward(self, batch: Mapping[str, Tensor]) -> AVOutput:
+        """Classify clips and, with both encoders, localise the sound.
+
+        Args:
+            batch: ``video`` (B, T, C, S, S) and/or ``audio`` (B, F, T_a), as the
+                model's encoders need; optional ``<m>_mask`` (B,); other keys ignored.
+
+        Returns:
+            :class:`AVOutput`.
+
+        Raises:
+            DataError: the batch breaks the data contract or lacks a modality
+                the model encodes (the message names it).
+        """
+        validate_batch(batch)
+        pooled, out = [], AVOutput(logits=torch.empty(0))
+        if self.video is not None:
+            tokens = self.video(_required(batch, "video"))  # (B, N, D)
+            # Max over patches: a digit fills a few tubes of a mostly empty canvas,
+            # and a mean over all of them drowns it (the ViT then barely learns).
+            pooled.append(_masked(tokens.amax(dim=1), present(batch, "video")))
+            if self.project_video is not None:
+                out.patches = self.project_video(tokens)  # (B, N, E)
+        if self.audio is not None:
+            tokens = self.audio(_required(batch, "audio"))  # (B, N_a, D)
+            pooled.append(_masked(tokens.mean(dim=1), present(batch, "audio")))
+            if self.project_audio is not None:
+                out.audio = self.project_audio(tokens.mean(dim=1))  # (B, E)
+        if out.audio is not None and out.patches is not None:
+            out.localisation = similarity_map(out.audio, out.patches, self.video.grid)  # type: ignore[union-attr]
+        out.logits = self.head(torch.cat(pooled, dim=-1))
+        return out
+
+    def unlabelled_terms(self, step: UnlabelledStep) -> dict[str, Tensor]:
+        """γ2 L_mix and γ3 L_c on one unlabelled batch (the module doc); the keys are
+        ``mix`` and ``contrastive``, each present when its weight and variant are on."""
+        terms: dict[str, Tensor] = {}
+        if self.contrastive_weight > 0:
+            loss = audio_video_nce(step.student.audio, step.student.patches, self.temperature)
+            terms["contrastive"] = self.contrastive_weight * loss
+        if self.mix != "none" and self.mix_weight > 0:
+            terms["mix"] = self.mix_weight * self.mix_loss(step)
+        return terms
+
+    def mix_masks(self, step: UnlabelledStep) -> Tensor:
+        """(B, T, 1, S, S) bool: the pixels of each strong clip pasted into its partner."""
+        assert self.video is not None
+        frames, size, _ = self.video.volume_size
+        count = step.strong["video"].shape[0]
+        if self.mix == "guided":
+            boxes = map_boxes(step.teacher.localisation, frames, size, self.box_side)
+        elif self.mix == "box":
+            boxes = random_boxes(count, frames, size, self.box_side)
+        else:
+            low, high = self.tube_share
+            share = low + (high - low) * torch.rand(count)
+            patch = size // self.video.grid[1]
+            return tube_masks(count, frames, size, patch, share).to(step.strong["video"].device)
+        return box_masks(boxes.to(step.strong["video"].device), size)
+
+    def mix_loss(self, step: UnlabelledStep) -> Tensor:
+        """L_mix: clip i's region pasted into clip π(i) (π a random permutation)."""
+        partner = torch.randperm(step.pseudo.shape[0]).to(step.pseudo.device)
+        a = step.strong
+        b = {key: value[partner] for key, value in a.items() if key in ("video", "audio")}
+        mixed = paste(a, b, self.mix_masks(step))
+        targets = mixed_targets(step.pseudo, step.pseudo[partner], mixed.area, self.num_classes)
+        logits = self(mixed.batch).logits
+        return soft_cross_entropy(logits, targets, step.keep * step.keep[partner])
+
+
+def audio_video_nce(audio: Tensor, patches: Tensor, temperature: float) -> Tensor:
+    """Symmetric InfoNCE over a batch with a clip pair's similarity taken at its best patch.
+
+    Args:
+        audio: (B, E) audio embeddings.
+        patches: (B, N, E) video patch embeddings.
+        temperature: τ; logits are similarities / τ.
+
+    Returns:
+        () mean of the audio→video and video→audio cross-entropies, pair (i, i) positive.
+    """
+    a, v = F.normalize(audio, dim=-1), F.normalize(patches, dim=-1)
+    logits = torch.einsum("ie,jne->ijn", a, v).amax(dim=-1) / temperature  # (B, B)
+    targets = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def _required(batch: Mapping[str, Tensor], name: str) -> Tensor:
+    if name not in batch:
+        raise DataError(
+            f"AVSSLModel encodes {name!r}, which the batch lacks (keys {sorted(batch)})"
+        )
+    return batch[name]
+
+
+def _masked(pooled: Tensor, mask: Tensor | None) -> Tensor:
+    """Zero the pooled features (B, D) of samples whose modality is missing."""
+    return pooled if mask is None else pooled * mask[:, None].to(pooled.dtype)
+
+
+def build_av_ssl(
+    fusion: str,
+    modalities: Mapping[str, Mapping[str, Any]],
+    dim: int = 48,
+    num_classes: int = 10,
+    **options: Any,
+) -> AVSSLModel:
+    """An :class:`AVSSLModel` from config dicts (``model:`` of a recipe).
+
+    Args:
+        fusion: must be ``concat`` (pooled features side by side, one linear head).
+        modalities: ``video`` and/or ``audio``, each with its ``shape`` (read off the
+            data) and options: video ``tubelet``, ``patch_size``, ``depth``,
+            ``num_heads``, ``conv_stem`` (default True: :class:`ConvStemVideoViT`);
+            audio ``depth``.
+        dim: token width D of both encoders.
+        num_classes: C.
+        **options: the :class:`AVSSLModel` options (``mix``, ``mix_weight``, ...).
+
+    Raises:
+        ConfigError: another fusion, an unknown modality or option.
+    """
+    if fusion != "concat":
+        raise ConfigError(f"the AV-SSL model fuses by 'concat', not {fusion!r}")
+    unknown = set(modalities) - {"video", "audio"}
+    if unknown:
+        raise ConfigError(f"the AV-SSL model encodes video and audio, not {sorted(unknown)}")
+    video = audio = None
+    if "video" in modalities:
+        spec = dict(modalities["video"])
+        frames, channels, height, width = spec.pop("shape")
+        stem = ConvStemVideoViT if spec.pop("conv_stem", True) else VideoViT
+        video = stem(
+            frames=frames,
+            image_size=(height, width),
+            in_channels=channels,
+            dim=dim,
+            tubelet=spec.pop("tubelet", 2),
+            patch_size=spec.pop("patch_size", 4),
+            depth=spec.pop("depth", 2),
+            num_heads=spec.pop("num_heads", 4),
+        )
+        _no_leftovers("video", spec)
+    if "audio" in modalities:
+        spec = dict(modalities["audio"])
+        n_mels = spec.pop("shape")[0]
+        audio = SpectrogramEncoder(n_mels, dim, depth=spec.pop("depth", 3))
+        _no_leftovers("audio", spec)
+    return AVSSLModel(num_classes, video, audio, **options)
+
+
+def _no_leftovers(name: str, spec: Mapping[str, Any]) -> None:
+    if spec:
+        raise ConfigError(f"model.modalities.{name}: unknown option(s) {sorted(spec)}")
