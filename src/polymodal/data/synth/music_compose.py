@@ -21,6 +21,7 @@ in many phrasings ("the sourness of lemon").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,3 +229,23 @@ def describe_taste(taste: str, rng: np.random.Generator) -> str:
     """One of the taste's phrasings (:data:`TASTE_WORDS`)."""
     options = TASTE_WORDS[taste]
     return str(options[rng.integers(len(options))])
+
+
+_GENERIC = frozenset({
+    "a", "an", "and", "as", "in", "of", "on", "the", "like", "that", "to", "with",
+    "piece", "music", "tune", "melody", "song",
+})  # fmt: skip
+VOCABULARY = frozenset(
+    w
+    for phrases in (*_WORDS.values(), *TASTE_WORDS.values(), *EVAL_PROMPTS.values())
+    for phrase in phrases
+    for w in re.findall(r"[a-z]+", phrase.lower())
+    if w not in _GENERIC
+)
+"""Content words of every description the corpora and the check use."""
+FALLBACK_DESCRIPTION = "a moderate, middle-register major-key piece, detached and steady, on piano"
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that :data:`VOCABULARY` knows (taste, tempo, instrument ...)."""
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if w in VOCABULARY]

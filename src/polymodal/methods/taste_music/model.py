@@ -99,7 +99,9 @@ class TasteMusicGenerator(nn.Module):
         descriptions in ``batch["text_ids"]``."""
         tokens = batch["tokens"]
         if tokens.shape[1] > self.max_length:
-            raise DataError(f"tokens of length {tokens.shape[1]} exceed max_length {self.max_length}")
+            raise DataError(
+                f"tokens of length {tokens.shape[1]} exceed max_length {self.max_length}"
+            )
         inputs = tokens[:, :-1].masked_fill(tokens[:, :-1] == IGNORE, PAD)
         prefix = self.description_prefix(self.texts(batch))
         embeds = torch.cat([prefix, self.decoder.transformer.wte(inputs)], dim=1)  # (B, P+L-1, D)
