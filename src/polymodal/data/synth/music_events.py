@@ -53,7 +53,7 @@ class Piece:
     Attributes:
         tempo: beats per minute, one of :data:`TEMPOS`.
         instrument: one of :data:`INSTRUMENTS`.
-        notes: sorted by onset, then pitch.
+        notes: sorted by onset, then pitch (as every reader here returns them).
     """
 
     tempo: int
@@ -163,6 +163,7 @@ def decode_tokens(ids: list[int], default_tempo: int = 108) -> Decoded:
         else:
             malformed += 1
     malformed += pitch is not None
+    notes.sort(key=lambda n: (n.start, n.pitch))  # the order encode_piece and read_midi use
     return Decoded(Piece(tempo or default_tempo, instrument or "piano", notes), malformed)
 
 

@@ -103,11 +103,7 @@ def compose_piece(
     kept = [
         Note(n.start, min(n.duration, limit - n.start), n.pitch) for n in notes if n.start < limit
     ]
-    return (
-        Piece(tempo, instrument, sorted(kept, key=lambda n: (n.start, n.pitch))),
-        malformed,
-        phrases,
-    )
+    return Piece(tempo, instrument, kept), malformed, phrases
 
 
 def write_piece(

@@ -172,17 +172,7 @@ def pick(logits: Tensor, temperature: float, top_k: int, generator: torch.Genera
 
 
 def build_taste_music(
-    fusion: str,
-    modalities: Mapping[str, Mapping[str, Any]],
-    vocab_size: int,
-    dim: int = 128,
-    depth: int = 3,
-    num_heads: int = 4,
-    max_length: int = 192,
-    prefix_tokens: int = 4,
-    dropout: float = 0.1,
-    bos: int = BOS,
-    eos: int = EOS,
+    fusion: str, modalities: Mapping[str, Mapping[str, Any]], vocab_size: int, **options: Any
 ) -> TasteMusicGenerator:
     """Build a :class:`TasteMusicGenerator` for the ``sequence_generation`` task.
 
@@ -190,15 +180,14 @@ def build_taste_music(
         fusion: unused (one modality, the description).
         modalities: must be ``{"text_ids": {...}}``.
         vocab_size: V (the task reads it off the data set).
-        dim, depth, num_heads, max_length, prefix_tokens, dropout, bos, eos: see
-            :class:`TasteMusicGenerator`.
+        **options: ``dim``, ``depth``, ``num_heads``, ``max_length``, ``prefix_tokens``,
+            ``dropout``, ``bos``, ``eos`` of :class:`TasteMusicGenerator`.
     """
     if set(modalities) != {"text_ids"}:
         raise ConfigError(
             f"the taste-music generator is conditioned on text_ids only, got {sorted(modalities)}"
         )
-    if dim % num_heads:
-        raise ConfigError(f"model.dim {dim} must be a multiple of num_heads {num_heads}")
-    return TasteMusicGenerator(
-        vocab_size, dim, depth, num_heads, max_length, prefix_tokens, dropout, bos, eos
-    )
+    dim, heads = options.get("dim", 128), options.get("num_heads", 4)
+    if dim % heads:
+        raise ConfigError(f"model.dim {dim} must be a multiple of num_heads {heads}")
+    return TasteMusicGenerator(vocab_size, **options)
