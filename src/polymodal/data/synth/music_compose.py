@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ ARTICULATIONS = {"legato": 1.0, "detached": 0.6, "staccato": 0.25}
 """Sounding fraction of each note's time slot."""
 RHYTHMS = ("flowing", "even", "rhythmic")
 TASTES = ("sweet", "sour", "bitter", "salty")
+T = TypeVar("T")
 _SCALES = {
     "major": (0, 2, 4, 5, 7, 9, 11),
     "minor": (0, 2, 3, 5, 7, 8, 10),
@@ -121,7 +123,7 @@ def random_style(rng: np.random.Generator) -> Style:
 def taste_style(taste: str, rng: np.random.Generator) -> Style:
     """A style that follows ``taste``'s correspondences (module doc)."""
 
-    def pick(*options: object) -> object:
+    def pick(*options: T) -> T:
         return options[rng.integers(len(options))]
 
     if taste == "sweet":

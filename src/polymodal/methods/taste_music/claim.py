@@ -284,8 +284,8 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "pre-trains a generator and fine-tunes it 3 times (about 12 min on 1 CPU thread); "
-            "run it with --only taste_music"
+            "pre-trains a generator and fine-tunes it 3 times (about 26 min on 1 CPU thread "
+            "beside other jobs); run it with --only taste_music"
         ),
         unit="rate",
         honours_device=True,
