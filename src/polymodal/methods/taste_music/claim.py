@@ -284,7 +284,7 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "pre-trains a generator and fine-tunes it 3 times (about 26 min on 1 CPU thread "
+            "pre-trains a generator and fine-tunes it 3 times (about 22 min on 1 CPU thread "
             "beside other jobs); run it with --only taste_music"
         ),
         unit="rate",
