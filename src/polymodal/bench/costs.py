@@ -25,6 +25,7 @@ MEASURED: dict[str, dict[str, float | None]] = {
     "fratmae": {"cpu": 3224, "cuda": None},  # 2 threads, beside another run
     "abn_blip": {"cpu": 472, "cuda": None},  # data cached; about 8 min with its build
     "av_ssl": {"cpu": 1526, "cuda": None},  # 1 thread, beside other jobs, empty cache
+    "taste_music": {"cpu": 1290, "cuda": None},  # 1 thread, beside other jobs
 }
 
 

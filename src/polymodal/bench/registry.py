@@ -21,6 +21,7 @@ _PROVIDERS = (
     "polymodal.methods.fratmae.claim",
     "polymodal.methods.abn_blip.claim",
     "polymodal.methods.av_ssl.claim",
+    "polymodal.methods.taste_music.claim",
 )
 
 

@@ -35,9 +35,10 @@ examples:
   polymodal cv configs/subtype_fusion.yaml --folds 5
   polymodal adapt runs/abpem_av_digits --corrupt audio:wind:5
   polymodal analyze contribution runs/fusion   how much each modality counts
+  polymodal compose "a bitter, dark piece" --seconds 10 --out piece   MIDI + WAV
 """
 
-COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench")
+COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench", "compose")
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 
 

@@ -33,6 +33,7 @@ _PROVIDERS = (
     "polymodal.data.real.nifti",
     "polymodal.data.synth.av_digits_video",
     "polymodal.data.real.video_folders",
+    "polymodal.data.synth.taste_music",
 )
 
 
