@@ -135,7 +135,9 @@ def build_affordance_rgbd(**options: Any) -> Path:
     check_option_types(AffordanceConfig, options, "affordance_rgbd")
     config = AffordanceConfig(**options)
     if config.size < 16 or config.size % 8:
-        raise ConfigError(f"affordance_rgbd size must be a multiple of 8 and >= 16, got {config.size}")
+        raise ConfigError(
+            f"affordance_rgbd size must be a multiple of 8 and >= 16, got {config.size}"
+        )
     if min(config.count(s) for s in SPLITS) < 1:
         raise ConfigError("affordance_rgbd needs at least one sample per split")
     return build_splits(
@@ -172,7 +174,9 @@ def load_affordance_rgbd(split: str, label: str = "affordance", **options: Any) 
         split = "test_seen"
     tensors = TensorDictDataset.load(folder / f"{split}.safetensors").tensors
     if label == "object":
-        tensors = {k: v for k, v in tensors.items() if k != "heatmap"} | {"label": tensors["object"]}
+        tensors = {k: v for k, v in tensors.items() if k != "heatmap"} | {
+            "label": tensors["object"]
+        }
     dataset = AffordanceRGBD(tensors)
     if label == "object":
         dataset.num_classes = len(SEEN)  # type: ignore[attr-defined]
