@@ -127,7 +127,7 @@ class Scene:
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
     theta = rng.uniform(0, 2 * np.pi)
-    tilt_x, tilt_y = rng.uniform(-0.6, 0.6, 2)
+    tilt_x, tilt_y = rng.uniform(-0.4, 0.4, 2)
     c, s = np.cos(theta), np.sin(theta)
     rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
     c, s = np.cos(tilt_x), np.sin(tilt_x)
@@ -199,8 +199,8 @@ def render_scene(
     """
     parts = OBJECTS[obj]
     rotation = _rotation(rng)
-    scale = rng.uniform(0.5, 0.7)
-    shift = np.array([*rng.uniform(-0.15, 0.15, 2), 0.0])
+    scale = rng.uniform(0.8, 1.0)
+    shift = np.array([*rng.uniform(-0.1, 0.1, 2), 0.0])
     centers = np.array([scale * rotation @ np.array(p.center) + shift for p in parts])
     forms = np.array(
         [rotation @ np.diag(1 / (scale * np.array(p.radii)) ** 2) @ rotation.T for p in parts]
@@ -211,9 +211,9 @@ def render_scene(
     )
     extra_centers, extra_forms, extra_colours = [], [], []
     for _ in range(rng.integers(0, clutter + 1)):  # distractors off the object's centre
-        angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0.65, 0.95)
+        angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0.8, 1.0)
         extra_centers.append([radius * np.cos(angle), radius * np.sin(angle), -1.2])
-        extra_forms.append(np.diag(1 / rng.uniform(0.08, 0.2, 3) ** 2))
+        extra_forms.append(np.diag(1 / rng.uniform(0.06, 0.15, 3) ** 2))
         extra_colours.append(rng.uniform(0.1, 0.95, 3))
     if exocentric:
         target = [i for i, p in enumerate(parts) if p.affordance == affordance]

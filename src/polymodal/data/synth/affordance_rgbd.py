@@ -12,9 +12,9 @@ Built like AGD20K from the z-buffer renderer of :mod:`.affordance_render`:
   the affording part, maximum 1; ``test_seen`` is like ``val`` (seen objects).
 
 Every sample also names its ``object`` (index into :data:`OBJECTS` order). With
-``label: object`` the ``label`` is the object instead (for pre-training an RGB
-backbone by object recognition); ``test`` then holds seen objects, as a classifier
-cannot name objects it never saw.
+``label: object`` every view (exocentric ones too) is a sample labelled by its
+object, for pre-training an RGB backbone by object recognition; ``test`` then
+holds seen objects, as a classifier cannot name objects it never saw.
 
 About 5,000 images build in seconds at S = 64; cached by options and code.
 """
@@ -86,7 +86,7 @@ class AffordanceConfig:
     test_seen: int = 300
     size: int = 64
     shared_colour: float = 0.75
-    clutter: int = 2
+    clutter: int = 1
 
     def count(self, split: str) -> int:
         return int(getattr(self, split))
@@ -157,6 +157,20 @@ class AffordanceRGBD(TensorDictDataset):
     objects = OBJECT_NAMES
 
 
+def _object_views(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Every view of a split as its own sample labelled by its object (exocentric
+    views become extra samples), without maps."""
+    views = {"image": [tensors["image"]], "depth": [tensors["depth"]]}
+    if "exo_image" in tensors:
+        views["image"].append(tensors["exo_image"])
+        views["depth"].append(tensors["exo_depth"])
+    repeats = len(views["image"])
+    return {k: torch.cat(v) for k, v in views.items()} | {
+        "label": tensors["object"].repeat(repeats),
+        "object": tensors["object"].repeat(repeats),
+    }
+
+
 @register_dataset("affordance_rgbd")
 def load_affordance_rgbd(split: str, label: str = "affordance", **options: Any) -> AffordanceRGBD:
     """The ``split`` of Affordance-RGBD built with ``options`` (:class:`AffordanceConfig`).
@@ -174,9 +188,7 @@ def load_affordance_rgbd(split: str, label: str = "affordance", **options: Any) 
         split = "test_seen"
     tensors = TensorDictDataset.load(folder / f"{split}.safetensors").tensors
     if label == "object":
-        tensors = {k: v for k, v in tensors.items() if k != "heatmap"} | {
-            "label": tensors["object"]
-        }
+        tensors = _object_views(tensors)
     dataset = AffordanceRGBD(tensors)
     if label == "object":
         dataset.num_classes = len(SEEN)  # type: ignore[attr-defined]
