@@ -15,9 +15,13 @@ from polymodal.methods.bit_align.backbone import OurViT
 from polymodal.modules.encoders import ViTEncoder
 
 TINY = dict(
-    hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-    image_size=16, patch_size=4,
-)  # fmt: skip
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    image_size=16,
+    patch_size=4,
+)
 HF_MODELS = {
     "vit": lambda: ViTModel(ViTConfig(**TINY), add_pooling_layer=False),
     "clip": lambda: CLIPVisionModel(CLIPVisionConfig(**TINY)),
@@ -147,8 +151,9 @@ def test_an_affordance_word_the_text_encoder_was_not_given_is_a_one_line_error(t
 
 
 def test_the_builder_names_the_rgb_vit_for_a_pretrained_classifier(texts):
-    model = build_bit_align("", {"image": {"shape": [3, 16, 16]}}, dim=16, patch_size=4, depth=2,
-                            num_heads=2, affordances=("grasp", "cut"), text_encoder="none", seed=0)  # fmt: skip
+    options = dict(dim=16, patch_size=4, depth=2, num_heads=2, seed=0)
+    image = {"image": {"shape": [3, 16, 16]}}
+    model = build_bit_align("", image, affordances=("grasp", "cut"), text_encoder="none", **options)
     assert isinstance(model.backbone, OurViT)
     assert "backbone.vit.patch_embed.weight" in model.state_dict()
     assert model.texts.words == ("grasp", "cut")
