@@ -32,6 +32,7 @@ _PROVIDERS = (
     "polymodal.data.real.histo",
     "polymodal.data.real.nifti",
     "polymodal.data.synth.affordance_rgbd",
+    "polymodal.data.real.agd20k",
 )
 
 

@@ -31,6 +31,7 @@ from torch import Tensor
 
 import polymodal.data.affordance_keys  # noqa: F401  (registers exo_image, exo_depth)
 from polymodal.data.dataset import TensorDictDataset
+from polymodal.data.registry import register_dataset
 from polymodal.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -211,6 +212,7 @@ def load_agd20k_split(
     return dataset
 
 
+@register_dataset("agd20k")
 def load_agd20k(split: str, root: str | None = None, **options: Any) -> TensorDictDataset:
     """Registry entry ``agd20k``: ``data.options.root`` and :func:`load_agd20k_split` options."""
     if not root:

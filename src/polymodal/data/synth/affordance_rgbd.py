@@ -29,17 +29,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import polymodal.data.affordance_keys  # noqa: F401  (registers exo_image, exo_depth, object)
 from polymodal.data.dataset import TensorDictDataset, build_splits
 from polymodal.data.options import check_option_types
 from polymodal.data.registry import register_dataset
-from polymodal.data.specs import (
-    MODALITIES,
-    TARGETS,
-    ModalitySpec,
-    TargetSpec,
-    register_modality,
-    register_target,
-)
 from polymodal.data.synth.affordance_render import (
     AFFORDANCES,
     OBJECTS,
@@ -55,16 +48,6 @@ VERSION = "1"
 SPLITS = ("train", "val", "test", "test_seen")
 LABELS = ("affordance", "object")
 OBJECT_NAMES = tuple(OBJECTS)
-
-# the exocentric view of a training pair, and which object a view shows
-for _name, _spec in (
-    ("exo_image", ModalitySpec("(C, H, W)", (3,))),
-    ("exo_depth", ModalitySpec("(1, H, W)", (3,), sizes=((-3, 1),))),
-):
-    if _name not in MODALITIES:
-        register_modality(_name, _spec)
-if "object" not in TARGETS:
-    register_target("object", TargetSpec("()", (0,), "int64"))
 
 
 @dataclass(frozen=True)

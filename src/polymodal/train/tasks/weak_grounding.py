@@ -63,5 +63,9 @@ class WeakGroundingModule(TaskModule):
         self._score("test", batch)
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Any:
-        heatmap = self.eval_model(batch).heatmap  # (B, H, W), non-negative
-        return {"heatmap": heatmap / heatmap.flatten(1).sum(1).clamp_min(1e-12)[:, None, None]}
+        """Maps summing to 1 and the label each grounds: the batch's, else the predicted."""
+        out = self.eval_model(batch)
+        heatmap = out.heatmap  # (B, H, W), non-negative
+        label = batch["label"] if "label" in batch else out.logits.argmax(1)
+        total = heatmap.flatten(1).sum(1).clamp_min(1e-12)[:, None, None]
+        return {"heatmap": heatmap / total, "label": label}
