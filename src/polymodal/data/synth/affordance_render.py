@@ -281,7 +281,7 @@ def part_heatmap(scene: Scene, obj: str, affordance: str, spread: float = 1.5) -
     mean = points.mean(axis=0)
     cov = np.cov(points.T) if len(points) > 1 else np.zeros((2, 2))
     cov = cov + spread**2 * np.eye(2)
-    grid = np.stack(np.indices(scene.part.shape), axis=-1).reshape(-1, 2) - mean
+    grid = np.indices(scene.part.shape).reshape(2, -1).T - mean  # (P, 2) (row, col)
     mahalanobis = np.einsum("pi,ij,pj->p", grid, np.linalg.inv(cov), grid)
     heat = np.exp(-0.5 * mahalanobis).reshape(scene.part.shape)
     return (heat / heat.max()).astype(np.float32)

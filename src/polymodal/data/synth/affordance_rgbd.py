@@ -84,23 +84,26 @@ def _draw(objects: tuple[str, ...], rng: np.random.Generator) -> tuple[str, str]
 def _split(config: AffordanceConfig, split: str) -> dict[str, Tensor]:
     rng = np.random.default_rng([config.seed, SPLITS.index(split), 53])
     objects = UNSEEN if split == "test" else SEEN
-    style = {"shared_colour": config.shared_colour, "clutter": config.clutter}
     rows: dict[str, list[np.ndarray]] = {}
     for _ in range(config.count(split)):
         while True:  # redraw the rare pose that hides the affording part
             obj, affordance = _draw(objects, rng)
-            ego = render_scene(obj, affordance, config.size, rng, **style)
+            ego = render_scene(
+                obj, affordance, config.size, rng, False, config.shared_colour, config.clutter
+            )
             heat = part_heatmap(ego, obj, affordance)
             if heat.any():
                 break
         sample = {
             "image": ego.image,
             "depth": ego.depth,
-            "label": np.int64(AFFORDANCES.index(affordance)),
-            "object": np.int64(OBJECT_NAMES.index(obj)),
+            "label": np.array(AFFORDANCES.index(affordance), dtype=np.int64),
+            "object": np.array(OBJECT_NAMES.index(obj), dtype=np.int64),
         }
         if split == "train":
-            exo = render_scene(obj, affordance, config.size, rng, exocentric=True, **style)
+            exo = render_scene(
+                obj, affordance, config.size, rng, True, config.shared_colour, config.clutter
+            )
             sample |= {"exo_image": exo.image, "exo_depth": exo.depth}
         else:
             sample["heatmap"] = heat

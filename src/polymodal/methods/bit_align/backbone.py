@@ -69,7 +69,8 @@ class OurViT(Backbone):
             raise ConfigError("BiT-Align needs a ViTEncoder with cls_token=True")
         self.vit = vit
         self.dim, self.depth = vit.dim, len(vit.blocks)
-        self.num_heads = vit.blocks[0].attn.num_heads
+        block: Any = vit.blocks[0]
+        self.num_heads = int(block.attn.num_heads)
         self.grid, self.in_channels = vit.grid, vit.in_channels
         self.image_size = vit.image_size
 
@@ -110,10 +111,11 @@ class HuggingFaceViT(Backbone):
         super().__init__()
         encoder_layers(model)  # a clear error for a model without encoder layers
         self.model = model
-        if hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation("eager")
+        setter: Any = getattr(model, "set_attn_implementation", None)
+        if setter is not None:
+            setter("eager")
         config: Any = model.config
-        self.vision = getattr(model, "vision_model", model)
+        self.vision: Any = getattr(model, "vision_model", model)
         self.dim, self.depth = int(config.hidden_size), int(config.num_hidden_layers)
         self.num_heads = int(config.num_attention_heads)
         self.image_size = _config_pair(config.image_size)

@@ -20,6 +20,7 @@ The criterion, fixed before running (3 seeds, unseen-object test views):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,12 +47,12 @@ NAMES = {
 }
 SEEDS = (0, 1, 2)
 WITHIN, PARAMETER_SHARE = 0.05, 0.15
-FULL = {
+FULL: dict[str, Any] = {
     "data": "{train: 1200, val: 200, test: 400, test_seen: 200, size: 64}",
     "backbone": 20,
     "epochs": 5,
 }
-QUICK = {
+QUICK: dict[str, Any] = {
     "data": "{train: 48, val: 16, test: 24, test_seen: 16, size: 64}",
     "backbone": 1,
     "epochs": 1,

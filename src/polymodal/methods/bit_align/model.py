@@ -144,9 +144,10 @@ class BiTAlign(nn.Module):
         self.depth_embed: nn.Conv2d | None = None
         if variant == "early":
             patch = (b.image_size[0] // b.grid[0], b.image_size[1] // b.grid[1])
-            self.depth_embed = nn.Conv2d(1, b.dim, patch, stride=patch)
-            nn.init.zeros_(self.depth_embed.weight)  # starts as the pre-trained RGB ViT
-            nn.init.zeros_(self.depth_embed.bias)
+            embed = nn.Conv2d(1, b.dim, patch, stride=patch)
+            for tensor in embed.parameters():  # starts as the pre-trained RGB ViT
+                nn.init.zeros_(tensor)
+            self.depth_embed = embed
         self.tfg = TextFeatureGuidance(b.dim, texts.dim) if variant != "bpm" else None
         self.head = AffordanceHead(b.dim, len(texts.words))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def heatmap_plot(runs: Mapping[str, str], path: Path, count: int = 4) -> Path:
     for name, run_dir in runs.items():
         _, model, data = load_trained(run_dir)
         if batch is None:
-            test = data.dataset("test")
+            test: Any = data.dataset("test")
             batch = collate([test[i] for i in range(min(count, len(test)))])
         with torch.no_grad():
             maps[name] = model(batch).heatmap.numpy()

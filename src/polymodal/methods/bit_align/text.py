@@ -27,6 +27,8 @@ class AffordanceTexts(nn.Module):
         text_dim: embedding width when ``encoder`` is None.
     """
 
+    embeddings: Tensor
+
     def __init__(self, words: Sequence[str], encoder: Encodes | None, text_dim: int = 384) -> None:
         super().__init__()
         if not words or len(set(words)) != len(words):
@@ -60,4 +62,4 @@ class AffordanceTexts(nn.Module):
 
     def forward(self, labels: Tensor) -> Tensor:
         """(B, T) text embeddings of (B,) label indices."""
-        return self.embeddings[labels]  # type: ignore[no-any-return]
+        return self.embeddings[labels]

@@ -71,6 +71,8 @@ class _MeanOfSamples(Metric):
     """Mean over every sample seen of one per-sample grounding score."""
 
     full_state_update = False
+    total: Tensor
+    count: Tensor
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
