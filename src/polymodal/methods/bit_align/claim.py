@@ -117,6 +117,36 @@ def test_scores(run_dir: str, split: str = "test") -> tuple[dict[str, np.ndarray
     return {k: np.concatenate(v) for k, v in scores.items()}, model
 
 
+def fixed_maps(config: ExperimentConfig) -> list[list[str]]:
+    """Table rows of two maps that look at no image, on the same test maps: a uniform
+    map and a Gaussian at the image centre (σ = 3/16 of the side). A model that
+    grounds anything should beat both."""
+    from polymodal.data.registry import build_dataset
+
+    truth = build_dataset(config.data.name, "test", **config.data.options).tensors["heatmap"]
+    side = truth.shape[-1]
+    axis = torch.arange(side, dtype=torch.float32) - (side - 1) / 2
+    centre = torch.exp(-(axis[:, None] ** 2 + axis[None] ** 2) / (2 * (3 * side / 16) ** 2))
+    rows = []
+    for name, fixed in (("uniform map", torch.ones(side, side)), ("centre Gaussian", centre)):
+        predicted = fixed.expand_as(truth)
+        scores = [
+            f(predicted, truth).mean().item() for f in (grounding_kld, grounding_sim, grounding_nss)
+        ]
+        rows.append(
+            [
+                f"{name} (reference, no training)",
+                *(f"{v:.4f}" for v in scores),
+                "",
+                "0",
+                "0",
+                "0",
+                "",
+            ]
+        )
+    return rows
+
+
 def ratio_statistic(
     ours: list[np.ndarray], other: list[np.ndarray]
 ) -> Callable[[list[np.ndarray]], float]:
@@ -192,6 +222,7 @@ def run(context: Context) -> Outcome:
         ]
         for m in MODELS
     ]
+    rows += fixed_maps(model_config(OURS, seeds[0], context.quick, context.device))
     plots = [
         parameters_plot(
             {NAMES[m]: extra[m] for m in MODELS},
