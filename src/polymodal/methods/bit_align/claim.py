@@ -123,7 +123,8 @@ def fixed_maps(config: ExperimentConfig) -> list[list[str]]:
     grounds anything should beat both."""
     from polymodal.data.registry import build_dataset
 
-    truth = build_dataset(config.data.name, "test", **config.data.options).tensors["heatmap"]
+    test: Any = build_dataset(config.data.name, "test", **config.data.options)
+    truth = test.tensors["heatmap"].float()  # (N, S, S)
     side = truth.shape[-1]
     axis = torch.arange(side, dtype=torch.float32) - (side - 1) / 2
     centre = torch.exp(-(axis[:, None] ** 2 + axis[None] ** 2) / (2 * (3 * side / 16) ** 2))
