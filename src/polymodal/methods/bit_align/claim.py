@@ -226,7 +226,7 @@ def run(context: Context) -> Outcome:
     rows += fixed_maps(model_config(OURS, seeds[0], context.quick, context.device))
     plots = [
         parameters_plot(
-            {NAMES[m]: extra[m] for m in MODELS},
+            {NAMES[m]: counts[m]["trainable"] for m in MODELS},
             {NAMES[m]: kld[m] for m in MODELS},
             context.out_dir / "bit_align_parameters.png",
         ),

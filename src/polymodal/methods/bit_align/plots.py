@@ -13,23 +13,23 @@ from polymodal.plots import pyplot, save_figure
 
 
 def parameters_plot(
-    extra: Mapping[str, int], kld: Mapping[str, Sequence[np.ndarray]], path: Path
+    trainable: Mapping[str, int], kld: Mapping[str, Sequence[np.ndarray]], path: Path
 ) -> Path:
-    """Mean unseen KLD (± std over seeds) against extra trainable parameters, one point
-    per model (symmetric-log axis: RGB-only adds none).
+    """Mean unseen KLD (± std over seeds) against trainable parameters, one point per
+    model (log axis).
 
     Args:
-        extra: model -> trainable parameters beyond the RGB-only model.
+        trainable: model -> its trainable parameters.
         kld: model -> per-seed arrays of per-image KLD.
         path: the PNG to write.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, added in extra.items():
+    for name, count in trainable.items():
         means = [float(k.mean()) for k in kld[name]]
-        ax.errorbar(added, np.mean(means), yerr=np.std(means), marker="o", capsize=3, label=name)
-    ax.set_xscale("symlog", linthresh=1000)
-    ax.set_xlabel("extra trainable parameters over RGB-only")
+        ax.errorbar(count, np.mean(means), yerr=np.std(means), marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
     ax.set_ylabel("test KLD, unseen objects (lower is better)")
     ax.legend(fontsize=7)
     return save_figure(fig, path)
