@@ -22,6 +22,7 @@ _PROVIDERS = (
     "polymodal.methods.abn_blip.claim",
     "polymodal.methods.av_ssl.claim",
     "polymodal.methods.taste_music.claim",
+    "polymodal.methods.bit_align.claim",
 )
 
 

@@ -34,6 +34,8 @@ _PROVIDERS = (
     "polymodal.data.synth.av_digits_video",
     "polymodal.data.real.video_folders",
     "polymodal.data.synth.taste_music",
+    "polymodal.data.synth.affordance_rgbd",
+    "polymodal.data.real.agd20k",
 )
 
 

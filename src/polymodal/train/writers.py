@@ -162,3 +162,38 @@ def write_reports(out: Path, predictions: dict[str, Any], context: PredictionCon
             files.append(folder / f"{name}.txt")
             files[-1].write_text(report + "\n")
     return [path, *files]
+
+
+@register_writer("weak_grounding")
+def write_grounding(
+    out: Path, predictions: dict[str, Tensor], context: PredictionContext
+) -> list[Path]:
+    """``heatmaps.safetensors`` (every map, summing to 1), per input
+    ``heatmaps/NAME.png`` (the map scaled to its maximum) and ``overlays/NAME.png``
+    (the input image with the map laid over it in red), and ``affordances.csv``
+    naming the affordance each map grounds (the queried one, else the predicted)."""
+    maps = predictions["heatmap"].float()  # (N, H, W)
+    files = [_tensors(out / "heatmaps.safetensors", {"heatmap": maps})]
+    for sub in ("heatmaps", "overlays"):
+        (out / sub).mkdir(exist_ok=True)
+    for name, heatmap, sample in zip(context.names, maps.numpy(), context.inputs, strict=True):
+        shown = heatmap / max(float(heatmap.max()), 1e-12)
+        files.append(_png(out / "heatmaps" / f"{name}.png", shown))
+        image = sample["image"].float().numpy()  # (C, H, W) in [0, 1]
+        rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+        alpha = 0.6 * shown[None]  # (1, H, W): the map's weight over the picture
+        red = np.array([1.0, 0.0, 0.0])[:, None, None]
+        files.append(
+            _png(
+                out / "overlays" / f"{name}.png",
+                ((1 - alpha) * rgb + alpha * red).transpose(1, 2, 0),
+            )
+        )
+    words = getattr(context.dataset, "affordances", None)
+    path = out / "affordances.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "affordance"])
+        for name, index in zip(context.names, predictions["label"].tolist(), strict=True):
+            writer.writerow([name, words[index] if words else index])
+    return [*files, path]

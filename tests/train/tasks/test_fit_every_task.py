@@ -49,6 +49,15 @@ RECIPES = {
             "model.options.lm_hidden=32",
         ],
     ),
+    "weak_grounding": (
+        "bit_align",
+        [
+            "data.options={train: 32, val: 8, test: 8, test_seen: 8, size: 16}",
+            "model.options.depth=1",
+            "model.options.patch_size=4",
+            "model.options.text_encoder=none",
+        ],
+    ),
 }
 MONITORED = {
     "classification": "best_val_acc",
@@ -59,6 +68,7 @@ MONITORED = {
     "semi_supervised": "best_val_acc",
     "multilabel_classification": "best_val_auroc",
     "report_generation": "best_val_clinical_macro_f1",
+    "weak_grounding": "best_val_kld",
 }
 
 

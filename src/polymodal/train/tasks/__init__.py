@@ -132,6 +132,14 @@ TASKS: dict[str, TaskSpec] = {
             "the small LLaVA-style VLM on Shapes-VQA (answer-token cross-entropy; exact match)",
             recipe="polymodal.train.vlm:fit_file",
         ),
+        TaskSpec(
+            "weak_grounding",
+            f"{_MODULE}.weak_grounding:WeakGroundingModule",
+            "",  # no generic grounding model: a method names its own builder
+            ("label",),
+            (),
+            "maps learnt from image-level labels (model's own loss; KLD, SIM, NSS)",
+        ),
     )
 }
 
