@@ -31,6 +31,7 @@ _PROVIDERS = (
     "polymodal.data.real.datasets",
     "polymodal.data.real.histo",
     "polymodal.data.real.nifti",
+    "polymodal.data.synth.spoken_shapes_vqa",
 )
 
 
