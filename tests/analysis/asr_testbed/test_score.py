@@ -5,20 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polymodal.analysis.asr_testbed.recognizers import make_recognizer, normalize_transcript
+from polymodal.analysis.asr_testbed.recognizers import make_recognizer
 from polymodal.analysis.asr_testbed.report import wer_table, write_report
-from polymodal.analysis.asr_testbed.score import (
-    corpus_wer,
-    score_testbed,
-    spearman,
-    word_errors,
-)
+from polymodal.analysis.asr_testbed.score import score_testbed, spearman
 from polymodal.data.synth.asr_testbed import ASRTestbed
 from polymodal.errors import ConfigError
+from polymodal.train.wer import corpus_wer, normalize_transcript, word_errors
 
 
 def test_normalize_transcript_drops_case_punctuation_and_apostrophes():
     assert normalize_transcript(" Don't  STOP, now!") == "dont stop now"
+    assert normalize_transcript("There are 2.") == "there are two"
 
 
 @pytest.mark.parametrize(

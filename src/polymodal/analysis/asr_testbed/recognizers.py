@@ -14,7 +14,6 @@ with a ``name`` and a ``transcribe`` method; add its factory to :data:`RECOGNIZE
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -24,15 +23,6 @@ from polymodal.errors import ConfigError
 
 SAMPLE_RATE = 16_000
 _INSTALL = "install the offline recognisers with `pip install polymodal[asr]`"
-
-
-def normalize_transcript(text: str) -> str:
-    """Lower case, digits and letters only, single spaces: what WER compares.
-
-    >>> normalize_transcript("  Can everyone hear me, clearly?")
-    'can everyone hear me clearly'
-    """
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).replace("'", "").split())
 
 
 class Recognizer(Protocol):

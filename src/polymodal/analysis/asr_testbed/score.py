@@ -7,13 +7,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from polymodal.analysis.asr_testbed.recognizers import Recognizer, normalize_transcript
+from polymodal.analysis.asr_testbed.recognizers import Recognizer
 from polymodal.data.synth.asr_testbed import ASRTestbed
+from polymodal.train.wer import corpus_wer
 
 CLEAN = ("clean", 0)
 """The condition key of the undegraded speech."""
-
-_BOOTSTRAP = 2000
 
 
 @dataclass(frozen=True)
@@ -30,36 +29,6 @@ class ConditionWER:
     low: float
     high: float
     hypotheses: tuple[str, ...]
-
-
-def word_errors(reference: str, hypothesis: str) -> int:
-    """Substitutions + deletions + insertions between two normalised transcripts.
-
-    >>> word_errors("a b c", "a x c d")
-    2
-    """
-    ref, hyp = reference.split(), hypothesis.split()
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, guess in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (word != guess))
-    return row[-1]
-
-
-def corpus_wer(
-    references: Sequence[str], hypotheses: Sequence[str], seed: int = 0
-) -> tuple[float, float, float]:
-    """(WER, 95 % low, 95 % high) over utterances; transcripts are normalised first."""
-    refs = [normalize_transcript(r) for r in references]
-    hyps = [normalize_transcript(h) for h in hypotheses]
-    errors = np.array([word_errors(r, h) for r, h in zip(refs, hyps, strict=True)], float)
-    lengths = np.array([len(r.split()) for r in refs], float)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(refs), size=(_BOOTSTRAP, len(refs)))
-    boot = errors[draws].sum(1) / lengths[draws].sum(1)
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float(errors.sum() / lengths.sum()), float(low), float(high)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
