@@ -32,6 +32,14 @@ def tiny_llava(tokenizer) -> SmallLlavaConfig:
 
 
 @pytest.fixture
+def tiny_vlm():
+    """(LlavaForConditionalGeneration, tokenizer) of a tiny random VLM without <audio>."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    return build_small_llava(tiny_llava(tokenizer)), tokenizer
+
+
+@pytest.fixture
 def omni() -> OmniRun:
     tokenizer = build_tokenizer()
     llava = tiny_llava(tokenizer)

@@ -8,20 +8,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from polymodal.data.synth.shapes_vocab import ANSWERS
+from polymodal.errors import ConfigError
 from polymodal.methods.nexus_o.batches import OmniCollator
 from polymodal.methods.nexus_o.stages import STAGE_ROWS, StageModule, stage_collator
 from polymodal.methods.nexus_o.tokens import AUDIO, add_audio_token
-from polymodal.errors import ConfigError
 
 
-def test_adding_audio_keeps_every_old_id_and_its_embedding():
-    from polymodal.data.synth.shapes_vqa import build_tokenizer
-    from polymodal.hf.llava import build_small_llava
-
-    from tests.methods.nexus_o.conftest import tiny_llava
-
-    tokenizer = build_tokenizer()
-    model = build_small_llava(tiny_llava(tokenizer))
+def test_adding_audio_keeps_every_old_id_and_its_embedding(tiny_vlm):
+    model, tokenizer = tiny_vlm
     old_vocab = tokenizer.get_vocab()
     embeddings = model.get_input_embeddings().weight.detach().clone()
     head = model.get_output_embeddings().weight.detach().clone()
@@ -44,7 +38,8 @@ def test_rows_by_hand(omni, samples):
     answer = int(fmt.answer_ids[0])
     batch = OmniCollator(fmt, omni.model.audio_id, k, ("asr", "spoken", "typed"))(samples[:1])
     asr, spoken, typed = (
-        row[mask.bool()].tolist() for row, mask in zip(batch.input_ids, batch.attention_mask)
+        row[mask.bool()].tolist()
+        for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True)
     )
     audio, image = [omni.model.audio_id] * k, [fmt.image] * fmt.num_visual_tokens
     assert asr == [fmt.bos, *audio, *words, fmt.eos]
