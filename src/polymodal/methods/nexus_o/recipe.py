@@ -168,7 +168,9 @@ def answer_units(run: OmniRun, seed: int = 0) -> dict[int, Tensor]:
     return {int(run.model.fmt.answer_ids[i]): seq for i, seq in enumerate(sequences)}
 
 
-def _loader(dataset: Any, collate: Any, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def make_loader(
+    dataset: Any, collate: Any, batch_size: int, shuffle: bool, seed: int
+) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
 
@@ -178,7 +180,7 @@ def evaluate_stage(run: OmniRun, test: Any, batch_size: int = 64) -> dict[str, f
     from polymodal.train.wer import corpus_wer
 
     model = run.model.eval()
-    asr = _loader(test, stage_collator(model, 1), batch_size, False, 0)
+    asr = make_loader(test, stage_collator(model, 1), batch_size, False, 0)
     refs, hyps = [], []
     for batch in asr:
         for ids, row in zip(batch.labels, transcribe(model, batch), strict=True):
@@ -188,7 +190,7 @@ def evaluate_stage(run: OmniRun, test: Any, batch_size: int = 64) -> dict[str, f
     wer, low, high = corpus_wer(refs, hyps)
     metrics = {"test_wer": wer, "test_wer_low": low, "test_wer_high": high}
     for kind in ("typed", "spoken"):
-        loader = _loader(test, stage_collator(model, 2, (kind,)), batch_size, False, 0)
+        loader = make_loader(test, stage_collator(model, 2, (kind,)), batch_size, False, 0)
         metrics[f"test_acc_{kind}"] = float(answer_correct(model, loader).float().mean())
     return metrics
 
@@ -211,7 +213,7 @@ def fit_stage(config: StageConfig) -> tuple[Path, dict[str, float]]:
         run = load_omni(config.init_from)
     train, test = (load_spoken_shapes_vqa(s, **config.data) for s in ("train", "test"))
     units = answer_units(run, config.seed) if config.stage == 3 else None
-    loader = _loader(
+    loader = make_loader(
         train, stage_collator(run.model, config.stage), config.batch_size, True, config.seed
     )
     module = StageModule(run.model, config.stage, config.lr, config.epochs * len(loader), units)
