@@ -37,7 +37,18 @@ examples:
   polymodal analyze contribution runs/fusion   how much each modality counts
 """
 
-COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench", "asr_testbed")
+COMMANDS = (
+    "data",
+    "cache",
+    "fit",
+    "predict",
+    "cv",
+    "adapt",
+    "analyze",
+    "bench",
+    "asr_testbed",
+    "ask",
+)
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 
 

@@ -34,9 +34,9 @@ from polymodal.data.synth.speech import Utterance, synthesize
 from polymodal.data.synth.spoken_shapes_vqa import load_spoken_shapes_vqa
 from polymodal.methods.nexus_o.recipe import (
     OUTPUT_VOICE,
-    StageConfig,
     fit_stage,
     load_omni,
+    load_stage_config,
     make_loader,
 )
 from polymodal.methods.nexus_o.stages import answer_correct, stage_collator
@@ -68,21 +68,18 @@ SPEECH_RATIO = 0.8
 
 
 def _stages(context: Context, size: dict[str, Any], base_dir: Path) -> Path:
-    """Train stages 1-3 into ``context.out_dir``; returns the stage-3 run folder."""
-    previous = ""
+    """Train stages 1-3 (``configs/nexus_o_stage{1,2,3}.yaml`` plus the size's overrides)
+    into ``context.out_dir``; returns the stage-3 run folder."""
+    previous = str(base_dir)
     for stage in (1, 2, 3):
-        config = StageConfig(
-            name=f"nexus-o-stage{stage}",
-            out_dir=str(context.out_dir / f"stage{stage}"),
-            stage=stage,
-            base=str(base_dir) if stage == 1 else "",
-            init_from=previous,
-            data=dict(size["data"]),
-            epochs=size["epochs"][stage],
-            batch_size=16,
-            lr=1e-3 if stage != 2 else 3e-4,
-        )
-        previous = str(fit_stage(config)[0])
+        start = "base" if stage == 1 else "init_from"
+        overrides = [
+            f"out_dir={context.out_dir / f'stage{stage}'}",
+            f"{start}={previous}",
+            f"epochs={size['epochs'][stage]}",
+            *(f"data.{k}={v}" for k, v in size["data"].items()),
+        ]
+        previous = str(fit_stage(load_stage_config(f"nexus_o_stage{stage}", overrides))[0])
     return Path(previous)
 
 

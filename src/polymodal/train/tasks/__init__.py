@@ -132,6 +132,15 @@ TASKS: dict[str, TaskSpec] = {
             "the small LLaVA-style VLM on Shapes-VQA (answer-token cross-entropy; exact match)",
             recipe="polymodal.train.vlm:fit_file",
         ),
+        TaskSpec(
+            "omni",
+            "polymodal.methods.nexus_o.stages:StageModule",
+            "",
+            (),
+            (),
+            "the small VLM hearing spoken questions and speaking answers (Nexus-O stages)",
+            recipe="polymodal.methods.nexus_o.recipe:fit_file",
+        ),
     )
 }
 
