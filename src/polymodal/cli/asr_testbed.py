@@ -24,7 +24,7 @@ WINDOW_S = 30.0  # Whisper's window; longer clips are split by the user
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from polymodal.analysis.asr_testbed.recognizers import RECOGNIZERS
+    from polymodal.bench.asr_testbed.recognizers import RECOGNIZERS
     from polymodal.data.synth.asr_testbed import SENTENCES
 
     parser = commands.add_parser(
@@ -67,14 +67,14 @@ def _transcribe_files(recognizers: list, paths: list[Path]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from polymodal.analysis.asr_testbed.recognizers import make_recognizer
+    from polymodal.bench.asr_testbed.recognizers import make_recognizer
 
     recognizers = [make_recognizer(name) for name in dict.fromkeys(args.recognizer)]
     if args.transcribe:
         return _transcribe_files(recognizers, args.transcribe)
 
-    from polymodal.analysis.asr_testbed.report import wer_table, write_report
-    from polymodal.analysis.asr_testbed.score import score_testbed
+    from polymodal.bench.asr_testbed.report import wer_table, write_report
+    from polymodal.bench.asr_testbed.score import score_testbed
     from polymodal.data.synth.asr_testbed import build_testbed
 
     bed = build_testbed(size=args.size)

@@ -119,7 +119,7 @@ def _spoken_answers(run: Any, test: Any, items: int, whisper: Any) -> tuple[np.n
 
 
 def _testbed(size: int, whisper: Any) -> tuple[Any, list[Part], Table]:
-    from polymodal.analysis.asr_testbed.score import score_testbed
+    from polymodal.bench.asr_testbed.score import score_testbed
     from polymodal.data.synth.asr_testbed import build_testbed
     from polymodal.train.wer import normalize_transcript as norm
     from polymodal.train.wer import word_errors
@@ -170,7 +170,7 @@ def _testbed(size: int, whisper: Any) -> tuple[Any, list[Part], Table]:
 
 
 def run(context: Context) -> Outcome:
-    from polymodal.analysis.asr_testbed.recognizers import WhisperTinyEn
+    from polymodal.bench.asr_testbed.recognizers import WhisperTinyEn
 
     size = SIZES["quick" if context.quick else "full"]
     start = time.time()

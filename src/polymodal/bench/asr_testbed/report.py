@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from polymodal.analysis.asr_testbed.score import CLEAN, ConditionWER, TestbedScores
+from polymodal.bench.asr_testbed.score import CLEAN, ConditionWER, TestbedScores
 
 FILE_STEM = "asr_testbed"
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
-from polymodal.analysis.asr_testbed.recognizers import Recognizer
+from polymodal.bench.asr_testbed.recognizers import Recognizer
 from polymodal.data.synth.asr_testbed import ASRTestbed
 from polymodal.train.wer import corpus_wer
 

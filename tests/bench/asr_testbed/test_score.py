@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polymodal.analysis.asr_testbed.recognizers import make_recognizer
-from polymodal.analysis.asr_testbed.report import wer_table, write_report
-from polymodal.analysis.asr_testbed.score import score_testbed, spearman
+from polymodal.bench.asr_testbed.recognizers import make_recognizer
+from polymodal.bench.asr_testbed.report import wer_table, write_report
+from polymodal.bench.asr_testbed.score import score_testbed, spearman
 from polymodal.data.synth.asr_testbed import ASRTestbed
 from polymodal.errors import ConfigError
 from polymodal.train.wer import corpus_wer, normalize_transcript, word_errors
