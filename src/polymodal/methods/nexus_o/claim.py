@@ -16,7 +16,6 @@ then measures on the same test items (test voices never heard in training):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -49,17 +48,16 @@ SIZES: dict[str, dict[str, Any]] = {
         "epochs": {1: 3, 2: 2, 3: 4},
         "testbed": 2,
         "speech_items": 12,
-        "vlm": [],
     },
     "full": {
-        "data": {"train": 3000, "val": 100, "test": 400, "train_questions": 4},
-        "epochs": {1: 8, 2: 4, 3: 12},
-        "testbed": 8,
-        "speech_items": 100,
-        "vlm": ["data.options.train=16000", "trainer.max_epochs=3"],
+        "data": {"train": 2000, "val": 100, "test": 300, "train_questions": 4},
+        "epochs": {1: 6, 2: 3, 3: 10},
+        "testbed": 6,
+        "speech_items": 80,
     },
 }
-"""Spoken data, stage epochs, testbed utterances, spoken answers judged, base-VLM overrides."""
+"""Spoken data, stage epochs, testbed utterances and spoken answers judged; the base VLM is
+the bench's (:func:`polymodal.bench.vlm.vlm_config`)."""
 
 SPOKEN_MARGIN = -0.03
 TYPED_MARGIN = -0.01
@@ -99,7 +97,7 @@ def _accuracies(run: Any, base: Any, test: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def _spoken_answers(run: Any, test: Any, items: int, whisper: Any) -> tuple[np.ndarray, ...]:
+def _spoken_answers(run: Any, test: Any, items: int, whisper: Any) -> tuple[Any, ...]:
     """Whisper on our spoken answers and on espeak's: (ours ok, espeak ok) per item."""
     model = run.model
     subset = torch.utils.data.Subset(test, range(min(items, len(test))))
@@ -115,7 +113,7 @@ def _spoken_answers(run: Any, test: Any, items: int, whisper: Any) -> tuple[np.n
     ceiling = dict(zip(ANSWERS, whisper.transcribe(rendered), strict=True))
     ours = np.array([h == s for h, s in zip(heard, said, strict=True)], float)
     espeak = np.array([normalize_transcript(ceiling.get(s, "")) == s for s in said], float)
-    return ours, espeak, np.array(said), np.array(heard)
+    return ours, espeak, said, heard
 
 
 def _testbed(size: int, whisper: Any) -> tuple[Any, list[Part], Table]:
@@ -174,13 +172,7 @@ def run(context: Context) -> Outcome:
 
     size = SIZES["quick" if context.quick else "full"]
     start = time.time()
-    vlm_cfg = vlm_config(context.quick)
-    if size["vlm"]:
-        from polymodal.train.vlm import load_vlm_config
-
-        overrides = ["name=shapes-vlm-nexus-o", "trainer.progress_bar=false", *size["vlm"]]
-        vlm_cfg = load_vlm_config(None, overrides)
-    base = cached_vlm(dataclasses.replace(vlm_cfg))
+    base = cached_vlm(vlm_config(context.quick))
     stage3 = _stages(context, size, base.run_dir)
     run_ = load_omni(stage3)
     test = load_spoken_shapes_vqa("test", **size["data"])
