@@ -44,10 +44,10 @@ from polymodal.train.wer import normalize_transcript
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
-        "data": {"train": 240, "val": 20, "test": 60, "train_questions": 4},
-        "epochs": {1: 3, 2: 2, 3: 4},
+        "data": {"train": 120, "val": 20, "test": 40, "train_questions": 4},
+        "epochs": {1: 1, 2: 1, 3: 2},
         "testbed": 2,
-        "speech_items": 12,
+        "speech_items": 8,
     },
     "full": {
         "data": {"train": 2000, "val": 100, "test": 300, "train_questions": 4},
