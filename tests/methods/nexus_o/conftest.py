@@ -33,10 +33,11 @@ def tiny_llava(tokenizer) -> SmallLlavaConfig:
 
 @pytest.fixture
 def tiny_vlm():
-    """(LlavaForConditionalGeneration, tokenizer) of a tiny random VLM without <audio>."""
+    """(LlavaForConditionalGeneration, tokenizer, its config) of a tiny random VLM, no <audio>."""
     tokenizer = build_tokenizer()
+    llava = tiny_llava(tokenizer)
     torch.manual_seed(0)
-    return build_small_llava(tiny_llava(tokenizer)), tokenizer
+    return build_small_llava(llava), tokenizer, llava
 
 
 @pytest.fixture

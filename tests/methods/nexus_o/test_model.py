@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightning as L
 import pytest
 import torch
@@ -10,12 +12,14 @@ from torch.utils.data import DataLoader
 from polymodal.data.synth.shapes_vocab import ANSWERS
 from polymodal.errors import ConfigError
 from polymodal.methods.nexus_o.batches import OmniCollator
+from polymodal.methods.nexus_o.model import NexusO, NexusOConfig
+from polymodal.methods.nexus_o.recipe import grow_vlm
 from polymodal.methods.nexus_o.stages import STAGE_ROWS, StageModule, stage_collator
 from polymodal.methods.nexus_o.tokens import AUDIO, add_audio_token
 
 
 def test_adding_audio_keeps_every_old_id_and_its_embedding(tiny_vlm):
-    model, tokenizer = tiny_vlm
+    model, tokenizer, _ = tiny_vlm
     old_vocab = tokenizer.get_vocab()
     embeddings = model.get_input_embeddings().weight.detach().clone()
     head = model.get_output_embeddings().weight.detach().clone()
@@ -110,3 +114,18 @@ def test_unknown_stage_and_row_kind_are_named(omni):
         omni.model.set_stage(4)
     with pytest.raises(ConfigError, match="row kinds must be some of"):
         OmniCollator(omni.model.fmt, omni.model.audio_id, 4, ("image",))
+
+
+def test_the_whisper_encoder_fills_the_same_slots(tiny_vlm, samples):
+    vlm, tokenizer, llava = tiny_vlm
+    sizes = NexusOConfig(audio_hidden=16, audio_layers=1, audio_heads=2, audio_tokens=4)
+    run = grow_vlm(vlm, tokenizer, llava, replace(sizes, encoder="whisper"))
+    batch = stage_collator(run.model, 1)(samples)
+    features, mask = run.model.audio_encoder(batch.audio, batch.audio_lengths)
+    assert features.shape == (3, 300, 16)  # 6 s window, 20 ms frames
+    assert mask.sum(1).tolist() == [n // 320 + 1 for n in batch.audio_lengths.tolist()]
+    run.model.set_stage(1)
+    run.model(batch).loss.backward()
+    assert run.model.audio_encoder.encoder.layers[0].fc1.weight.grad is not None
+    with pytest.raises(ConfigError, match="encoder must be one of"):
+        NexusO(vlm, run.model.fmt, run.model.audio_id, replace(sizes, encoder="wav2vec"))

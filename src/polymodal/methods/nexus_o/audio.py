@@ -103,3 +103,51 @@ class AudioAdapter(nn.Module):
         queries = self.queries.expand(features.shape[0], -1, -1)
         pooled, _ = self.attend(queries, features, features, key_padding_mask=~mask)
         return self.project(pooled)
+
+
+class WhisperAudioEncoder(nn.Module):
+    """The encoder of a Hugging Face ``WhisperModel``, from a tiny config (random weights).
+
+    For users with real Whisper weights: load them into :attr:`encoder` (same
+    ``d_model``, 80 mel bins). Whisper reads a fixed window of ``2 * positions``
+    10 ms frames of 80-band log-mel (log10, floored 8 decades below the clip's
+    peak, scaled as Whisper's feature extractor does); a stride-2 convolution
+    halves it, so a frame is 20 ms.
+
+    Args:
+        hidden: ``d_model``.
+        layers: encoder layers.
+        heads: attention heads.
+        window_s: the window in seconds (``max_source_positions = 50 * window_s``).
+    """
+
+    MELS = 80
+
+    def __init__(self, hidden: int = 96, layers: int = 2, heads: int = 4, window_s: float = 6.0):
+        super().__init__()
+        from transformers import WhisperConfig
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        self.positions = int(round(window_s * SAMPLE_RATE / HOP / 2))
+        config = WhisperConfig(
+            num_mel_bins=self.MELS,
+            d_model=hidden,
+            encoder_layers=layers,
+            encoder_attention_heads=heads,
+            encoder_ffn_dim=4 * hidden,
+            max_source_positions=self.positions,
+        )
+        self.encoder = WhisperEncoder(config)
+
+    def forward(self, audio: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S) padded speech and (B,) lengths -> (B, positions, H) and (B, positions) mask."""
+        frames = 2 * self.positions
+        mel = log_mel(audio, SAMPLE_RATE, n_mels=self.MELS)[..., :frames] / torch.log(
+            torch.tensor(10.0)
+        )
+        mel = torch.maximum(mel, mel.amax(dim=(1, 2), keepdim=True) - 8.0)
+        mel = nn.functional.pad((mel + 4.0) / 4.0, (0, frames - mel.shape[-1]))
+        features = self.encoder(mel).last_hidden_state
+        valid = torch.div(lengths, 2 * HOP, rounding_mode="floor") + 1
+        mask = torch.arange(self.positions, device=audio.device)[None, :] < valid[:, None]
+        return features, mask

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from polymodal.errors import ConfigError
 from polymodal.hf.llava import positions_from_mask
-from polymodal.methods.nexus_o.audio import AudioAdapter, AudioEncoder
+from polymodal.methods.nexus_o.audio import AudioAdapter, AudioEncoder, WhisperAudioEncoder
 from polymodal.methods.nexus_o.batches import OmniBatch
 from polymodal.methods.nexus_o.speech_out import SpeechDecoder
 from polymodal.train.vqa_batches import PromptFormat
@@ -30,6 +30,10 @@ STAGES = {
     3: ("speech_decoder",),
 }
 """Stage -> the parts that train: 1 ASR alignment, 2 spoken-question VQA, 3 speech output."""
+
+
+ENCODERS = {"transformer": AudioEncoder, "whisper": WhisperAudioEncoder}
+"""Audio encoders by name."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class NexusOConfig:
         window_s: longest question in seconds.
         units: k-means speech units of the spoken answers.
         decoder_hidden: width of the speech decoder's GRU.
+        encoder: ``"transformer"`` (log-mel transformer) or ``"whisper"`` (the encoder of
+            a Hugging Face ``WhisperModel`` from a tiny config, for real Whisper weights).
     """
 
     audio_hidden: int = 96
@@ -53,6 +59,7 @@ class NexusOConfig:
     window_s: float = 6.0
     units: int = 48
     decoder_hidden: int = 128
+    encoder: str = "transformer"
 
 
 class NexusO(nn.Module):
@@ -69,7 +76,9 @@ class NexusO(nn.Module):
         super().__init__()
         self.vlm, self.fmt, self.audio_id, self.config = vlm, fmt, audio_id, config
         text_hidden = vlm.get_input_embeddings().weight.shape[1]
-        self.audio_encoder = AudioEncoder(
+        if config.encoder not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {sorted(ENCODERS)}, got {config.encoder!r}")
+        self.audio_encoder = ENCODERS[config.encoder](
             config.audio_hidden, config.audio_layers, config.audio_heads, config.window_s
         )
         self.adapter = AudioAdapter(
