@@ -35,6 +35,8 @@ examples:
   polymodal cv configs/subtype_fusion.yaml --folds 5
   polymodal adapt runs/abpem_av_digits --corrupt audio:wind:5
   polymodal analyze contribution runs/fusion   how much each modality counts
+  polymodal asr-testbed --recognizer whisper-tiny.en   WER per scenario x severity
+  polymodal ask scene.png --audio question.wav  a spoken question answered (Nexus-O)
 """
 
 COMMANDS = (
