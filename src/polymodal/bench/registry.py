@@ -23,6 +23,7 @@ _PROVIDERS = (
     "polymodal.methods.av_ssl.claim",
     "polymodal.methods.taste_music.claim",
     "polymodal.methods.bit_align.claim",
+    "polymodal.methods.nexus_o.claim",
 )
 
 

