@@ -20,6 +20,7 @@ _PROVIDERS = (
     "polymodal.methods.abpem.claim",
     "polymodal.methods.fratmae.claim",
     "polymodal.methods.abn_blip.claim",
+    "polymodal.methods.ret.claim",
 )
 
 

@@ -37,7 +37,7 @@ examples:
   polymodal analyze contribution runs/fusion   how much each modality counts
 """
 
-COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench")
+COMMANDS = ("data", "cache", "fit", "predict", "cv", "adapt", "analyze", "bench", "retrieve")
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 
 

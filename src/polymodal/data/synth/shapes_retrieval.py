@@ -217,12 +217,8 @@ def _document_text(scene: Scene, rng: np.random.Generator, full: bool) -> str:
     """Partial: the background and one relation; full: every object in both orders."""
     rows = scene.objects
     if full:
-        by_x = " , ".join(
-            f"a {_name(rows[i], True)}" for i in np.argsort(rows[:, 3], kind="stable")
-        )
-        by_y = " , ".join(
-            f"a {_name(rows[i], True)}" for i in np.argsort(rows[:, 4], kind="stable")
-        )
+        order = [np.argsort(rows[:, FIELDS.index(c)], kind="stable") for c in "xy"]
+        by_x, by_y = (" ".join(_name(rows[i], True) for i in o) for o in order)
         return f"left to right {by_x} ; top to bottom {by_y}"
     background = f"{BACKGROUNDS[scene.background]} background"
     pairs = [(i, j) for i in range(len(rows)) for j in range(len(rows)) if i != j]
