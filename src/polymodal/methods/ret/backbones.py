@@ -2,7 +2,7 @@
 
 Vision: our :class:`~polymodal.modules.encoders.ViTEncoder` (48-pixel images, 12-pixel
 patches = the scene grid's cells, 6 blocks, width 64), pre-trained once to name the
-object under every patch (shape and colour, or background) on the training scenes,
+shape under every patch (or background) on the training scenes,
 then frozen. Text: the real all-MiniLM-L6-v2 (6 layers, width 384), frozen. Layer k
 of the fusion reads block k of both (k = 1…6; the embeddings are not read).
 
@@ -41,7 +41,7 @@ def build_vit(image_size: int = IMAGE_SIZE) -> ViTEncoder:
 def pretrain_vit(
     vit: ViTEncoder, images: Tensor, scenes: Tensor, steps: int, seed: int = 0
 ) -> float:
-    """Train ``vit`` (and a throw-away head) to name the object class under each patch.
+    """Train ``vit`` (and a throw-away head) to name the shape under each patch.
 
     Args:
         vit: the encoder, trained in place.
@@ -55,8 +55,11 @@ def pretrain_vit(
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    labels = patch_labels(scenes, vit.image_size[0], PATCH)  # (S, M)
-    head = nn.Linear(vit.dim, len(SHAPES) * len(COLORS) + 1)
+    # Shape only (background = len(SHAPES)): like a real backbone's top layers, which
+    # keep what their pre-training asked for, the last block comes to carry shape more
+    # than colour; colour stays plainer in the early blocks.
+    labels = patch_labels(scenes, vit.image_size[0], PATCH) // len(COLORS)  # (S, M)
+    head = nn.Linear(vit.dim, len(SHAPES) + 1)
     optimizer = torch.optim.AdamW([*vit.parameters(), *head.parameters()], lr=1e-3)
     vit.train()
     loss = torch.tensor(float("nan"))
@@ -68,7 +71,7 @@ def pretrain_vit(
         loss.backward()
         optimizer.step()
     vit.eval().requires_grad_(False)
-    return float(loss)
+    return float(loss.detach())
 
 
 class FrozenBackbones(nn.Module):

@@ -270,7 +270,7 @@ def train_retriever(
         schedule.step()
         if step % setup.eval_every == 0 or step == setup.steps:
             recall = float((test_ranks(model, val) <= 5).float().mean())
-            history.append({"step": step, "loss": float(loss), "val_recall@5": recall})
+            history.append({"step": step, "loss": float(loss.detach()), "val_recall@5": recall})
             if recall > best:
                 best, best_state = recall, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)

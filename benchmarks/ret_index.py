@@ -1,0 +1,140 @@
+"""ReT serving: the faiss index against exact late-interaction scoring, side by side.
+
+The trained ReT model of the ``ret`` check (seed 0, cached by ``polymodal bench
+--only ret``, trained here otherwise) encodes ``--encoded`` documents of a fresh
+Shapes-Retrieval collection (the encoding time is measured and extrapolated to the
+full collection). The rest of the ``--documents`` collection are token sets drawn
+from the encoded ones' distribution: each token position takes that position's
+token of a random encoded document, plus noise (σ = 0.05 per dimension), renormalised
+— distractors with the real tokens' statistics. The collection's own queries whose
+targets are encoded are then answered twice:
+
+* exact: every document scored, ``Σᵢ maxⱼ qᵢ·dⱼ``, top 10;
+* index: :class:`~polymodal.methods.ret.index.TokenIndex` (faiss IVF-PQ candidates,
+  exact re-scoring of the candidates).
+
+Reported: Recall@5 of both on the same queries, queries per second of both (one
+query at a time, as a server answers them), build time and memory per document.
+
+    python benchmarks/ret_index.py [--documents 100000] [--encoded 20000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from polymodal.data.synth.shapes_retrieval import load_shapes_retrieval
+from polymodal.methods.ret.backbones import build_bank
+from polymodal.methods.ret.experiment import (
+    Setup,
+    encode,
+    feature_banks,
+    frozen_backbones,
+    train_retriever,
+)
+from polymodal.methods.ret.index import IndexSettings, TokenIndex, exact_search
+from polymodal.methods.ret.serve import searcher_version
+
+
+def drawn_like(tokens: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """(n, P, E) token sets drawn from the distribution of ``tokens`` (N, P, E)."""
+    g = torch.Generator().manual_seed(seed)
+    source = torch.randint(len(tokens), (n, tokens.shape[1]), generator=g)  # (n, P)
+    drawn = tokens[source, torch.arange(tokens.shape[1])].float()  # (n, P, E)
+    return F.normalize(drawn + 0.05 * torch.randn(drawn.shape, generator=g), dim=-1).half()
+
+
+def per_query_seconds(search, queries: torch.Tensor) -> float:
+    started = time.perf_counter()
+    for i in range(len(queries)):
+        search(queries[i : i + 1])
+    return (time.perf_counter() - started) / len(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=100_000)
+    parser.add_argument("--encoded", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--exact-queries", type=int, default=50, help="queries timed exactly")
+    parser.add_argument("--out", type=Path, default=Path("runs/ret_index"))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    setup = Setup()  # the ret check's full size
+    model = train_retriever(
+        "ret", 0, setup, feature_banks(setup, "train"), feature_banks(setup, "val")
+    )
+    backbones = frozen_backbones(setup)
+
+    # A fresh collection (seed 7), its documents encoded by the trained model.
+    data = load_shapes_retrieval("test", seed=7, train=4, val=4, test=args.encoded)
+    started = time.perf_counter()
+    documents = data.documents
+    bank = build_bank(
+        backbones,
+        documents["image"],
+        data.texts("documents"),
+        documents["image_mask"],
+        documents["text_ids_mask"],
+    )
+    encoded = encode(model.document, bank).half()
+    encode_seconds = time.perf_counter() - started
+    rows = torch.arange(min(args.queries, len(data.queries["target"])))
+    query_bank = build_bank(
+        backbones,
+        data.queries["image"][rows],
+        [data.texts("queries")[i] for i in rows.tolist()],
+        data.queries["image_mask"][rows],
+        data.queries["text_ids_mask"][rows],
+    )
+    queries = encode(model.query, query_bank)
+    target = data.queries["target"][rows]
+    collection = torch.cat([encoded, drawn_like(encoded, args.documents - args.encoded)])
+
+    started = time.perf_counter()
+    index = TokenIndex.build(collection, searcher_version(model, backbones.vit), IndexSettings())
+    build_seconds = time.perf_counter() - started
+    exact_rows = exact_search(queries, collection, k=10)[1]
+    index_rows = index.search(queries, k=10)[1]
+    recall = {
+        name: float((found[:, :5] == target[:, None]).any(1).float().mean())
+        for name, found in (("exact", exact_rows), ("index", index_rows))
+    }
+    timed = queries[: args.exact_queries]
+    exact_s = per_query_seconds(lambda q: exact_search(q, collection, k=10), timed)
+    index_s = per_query_seconds(lambda q: index.search(q, k=10), queries)
+    memory = index.bytes_per_document()
+    result = {
+        "documents": args.documents,
+        "encoded documents": args.encoded,
+        "drawn token sets": args.documents - args.encoded,
+        "queries": len(queries),
+        "encoding seconds (encoded documents)": round(encode_seconds, 1),
+        "encoding documents per second": round(args.encoded / encode_seconds, 1),
+        "encoding minutes for the whole collection (extrapolated)": round(
+            args.documents / (args.encoded / encode_seconds) / 60, 1
+        ),
+        "index build seconds": round(build_seconds, 1),
+        "recall@5 exact": recall["exact"],
+        "recall@5 index": recall["index"],
+        "recall@5 difference (points)": round(100 * (recall["index"] - recall["exact"]), 2),
+        "exact queries per second": round(1 / exact_s, 2),
+        "index queries per second": round(1 / index_s, 2),
+        "speed-up": round(exact_s / index_s, 1),
+        "bytes per document": memory,
+        "threads": torch.get_num_threads(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ret_index.json").write_text(json.dumps(result, indent=1))
+    for key, value in result.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
