@@ -34,7 +34,7 @@ cached by their options and code.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +325,11 @@ def build_shapes_retrieval(**options: Any) -> Path:
     """Build (or find in the cache) every split; returns the cache folder holding
     ``<split>_documents.safetensors`` and ``<split>_queries.safetensors``."""
     check_option_types(ShapesRetrievalConfig, options, "shapes_retrieval")
+    unknown = sorted(set(options) - {f.name for f in fields(ShapesRetrievalConfig)})
+    if unknown:
+        raise ConfigError(
+            f"shapes_retrieval has no options {unknown}; it has {list(asdict(ShapesRetrievalConfig()))}"
+        )
     config = ShapesRetrievalConfig(**options)
     if config.image_size % GRID or config.image_size < 32:
         raise ConfigError(
