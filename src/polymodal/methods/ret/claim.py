@@ -29,8 +29,8 @@ from polymodal.bench.verdict import Part, mean_over_seeds, paired_difference
 from polymodal.methods.ret.experiment import (
     VARIANTS,
     Setup,
+    all_banks,
     encode,
-    feature_banks,
     hits,
     mean_gates,
     retrieval_metrics,
@@ -71,7 +71,7 @@ def run(context: Context) -> Outcome:
     setup = QUICK if context.quick else FULL
     seeds = SEEDS[:1] if context.quick else SEEDS
     torch.set_grad_enabled(True)
-    train, val, test = (feature_banks(setup, s) for s in ("train", "val", "test"))
+    train, val, test = all_banks(setup)
     both = (test.kind == 0).numpy()  # queries with image and text
     ranks: dict[tuple[str, str], list[torch.Tensor]] = {}
     metrics: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -161,7 +161,7 @@ def run(context: Context) -> Outcome:
             f"every model {setup.steps} steps of {setup.batch_size} queries (each with its "
             "document and hard-negative twin), AdamW lr "
             f"{setup.lr} cosine, best validation Recall@5 of every {setup.eval_every} steps. "
-            "Frozen backbones: our ViT (6 blocks, pre-trained on patch object classes, "
+            "Frozen backbones: our ViT (6 blocks, pre-trained to name the shape under each patch, "
             f"{setup.vit_steps} steps) and all-MiniLM-L6-v2, both read at layers 1–6."
         ),
     )

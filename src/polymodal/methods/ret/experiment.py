@@ -64,9 +64,9 @@ class Setup:
         eval_every: steps between validation checks.
     """
 
-    data: dict[str, Any] = field(default_factory=lambda: {"train": 4000, "val": 800, "test": 2000})
-    vit_steps: int = 400
-    steps: int = 400
+    data: dict[str, Any] = field(default_factory=lambda: {"train": 3000, "val": 600, "test": 1500})
+    vit_steps: int = 300
+    steps: int = 300
     batch_size: int = 24
     lr: float = 1e-3
     eval_every: int = 100
@@ -133,24 +133,28 @@ class SplitBanks:
     kind: Tensor
 
 
-def feature_banks(setup: Setup, split: str, progress: bool = False) -> SplitBanks:
-    """The split's documents and queries through the frozen backbones (cached)."""
+def feature_banks(
+    setup: Setup, split: str, backbones: Callable[[], FrozenBackbones] | None = None
+) -> SplitBanks:
+    """The split's documents and queries through the frozen backbones (cached).
+
+    Args:
+        setup: the data and ViT options.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        backbones: gives the backbones when the banks must be built (default: loads them).
+    """
     params = {"data": setup.data, "vit_steps": setup.vit_steps, "split": split}
     folder = run_folder("ret/banks", params, code=CODE)
     data = load_shapes_retrieval(split, **setup.data)
     paths = {part: folder / f"{part}.safetensors" for part in ("documents", "queries")}
     if not all(p.is_file() for p in paths.values()):
-        backbones = frozen_backbones(setup)
+        encoder = (backbones or (lambda: frozen_backbones(setup)))()
         for part, path in paths.items():
             rows = getattr(data, part)
-            bank = build_bank(
-                backbones,
-                rows["image"],
-                data.texts(part),
-                rows["image_mask"],
-                rows["text_ids_mask"],
-            )
-            bank.save(path)
+            texts = data.texts(part)
+            build_bank(
+                encoder, rows["image"], texts, rows["image_mask"], rows["text_ids_mask"]
+            ).save(path)
     q = data.queries
     return SplitBanks(
         FeatureBank.load(paths["documents"]),
@@ -159,6 +163,19 @@ def feature_banks(setup: Setup, split: str, progress: bool = False) -> SplitBank
         q["hard_negative"],
         q["kind"],
     )
+
+
+def all_banks(setup: Setup) -> tuple[SplitBanks, SplitBanks, SplitBanks]:
+    """Train, val and test banks; the backbones are loaded once, if at all."""
+    loaded: list[FrozenBackbones] = []
+
+    def backbones() -> FrozenBackbones:
+        if not loaded:
+            loaded.append(frozen_backbones(setup))
+        return loaded[0]
+
+    train, val, test = (feature_banks(setup, s, backbones) for s in ("train", "val", "test"))
+    return train, val, test
 
 
 # ---------------------------------------------------------------- scoring
@@ -231,7 +248,7 @@ def retrieval_metrics(scores: Tensor, target: Tensor) -> dict[str, float]:
     return out
 
 
-def test_ranks(model: Retriever, banks: SplitBanks, drop: str | None = None) -> Tensor:
+def collection_ranks(model: Retriever, banks: SplitBanks, drop: str | None = None) -> Tensor:
     """(N_q,) rank of each query's target in the split's whole collection."""
     documents = encode(model.document, banks.documents)
     queries = encode(model.query, banks.queries, drop)
@@ -269,7 +286,7 @@ def train_retriever(
         optimizer.step()
         schedule.step()
         if step % setup.eval_every == 0 or step == setup.steps:
-            recall = float((test_ranks(model, val) <= 5).float().mean())
+            recall = float((collection_ranks(model, val) <= 5).float().mean())
             history.append({"step": step, "loss": float(loss.detach()), "val_recall@5": recall})
             if recall > best:
                 best, best_state = recall, copy.deepcopy(model.state_dict())

@@ -115,20 +115,21 @@ class TokenIndex:
         index.add(flat)
         return cls(index, tokens.half(), model_version, settings)
 
-    def candidates(self, query: Tensor) -> list[Tensor]:
+    def candidates(self, query: Tensor, probe: int | None = None) -> list[Tensor]:
         """Candidate documents of each query.
 
         Args:
             query: (B, Q, E) query tokens.
+            probe: document tokens fetched per query token (default: the settings').
 
         Returns:
             B tensors of document rows (unique, unordered).
         """
         b, q, e = query.shape
-        _, token_ids = self.faiss_index.search(
-            query.reshape(b * q, e).float().numpy(), self.settings.probe
-        )
-        owners = torch.from_numpy(token_ids).reshape(b, q * self.settings.probe)
+        probe = probe or self.settings.probe
+        flat = query.reshape(b * q, e).float().numpy()
+        _, token_ids = self.faiss_index.search(flat, probe)
+        owners = torch.from_numpy(token_ids).reshape(b, q * probe)
         p = self.tokens.shape[1]
         return [torch.unique(row[row >= 0] // p) for row in owners]
 
@@ -151,6 +152,10 @@ class TokenIndex:
         scores = torch.full((len(query), k), float("-inf"))
         rows = torch.full((len(query), k), -1, dtype=torch.int64)
         for i, found in enumerate(self.candidates(query)):
+            probe = self.settings.probe
+            while len(found) < min(k, len(self)) and probe < self.tokens.shape[:2].numel():
+                probe *= 4  # query tokens that agree on few documents: look further
+                found = self.candidates(query[i : i + 1], probe)[0]
             exact = late_interaction(query[i : i + 1].float(), self.tokens[found].float())[0]
             top = exact.topk(min(k, len(found)))
             scores[i, : len(top.values)] = top.values
