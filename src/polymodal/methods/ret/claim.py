@@ -37,6 +37,7 @@ from polymodal.methods.ret.experiment import (
     score_all,
     train_retriever,
 )
+from polymodal.methods.ret.model import ReTEncoder
 from polymodal.methods.ret.plots import gate_plot, recall_plot
 
 OURS, LAST, POOLED = VARIANTS
@@ -85,15 +86,16 @@ def run(context: Context) -> Outcome:
             scores = score_all(encode(model.query, test.queries, drop), documents)
             own = scores.gather(1, test.target[:, None])
             ranks.setdefault((variant, condition), []).append((scores >= own).sum(1))
-            rows = torch.from_numpy(both) if drop else torch.ones(len(both), dtype=torch.bool)
+            kept = torch.from_numpy(both) if drop else torch.ones(len(both), dtype=torch.bool)
             metrics.setdefault((variant, condition), []).append(
-                retrieval_metrics(scores[rows], test.target[rows])
+                retrieval_metrics(scores[kept], test.target[kept])
             )
         full = ranks[(variant, "image + text")][-1]
         curves[variant].append(np.array([hits(full, k).mean() for k in range(1, CURVE_K + 1)]))
-        if variant == OURS:
-            gates["query"].append(mean_gates(model.query, test.queries))
-            gates["document"].append(mean_gates(model.document, test.documents))
+        query, document = model.query, model.document
+        if isinstance(query, ReTEncoder) and isinstance(document, ReTEncoder) and variant == OURS:
+            gates["query"].append(mean_gates(query, test.queries))
+            gates["document"].append(mean_gates(document, test.documents))
 
     def hit5(variant: str, condition: str, subset: np.ndarray | None = None) -> list[np.ndarray]:
         return [
