@@ -18,7 +18,6 @@ whose files do not match their checksums, and one stamped by another model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from polymodal.data.cache import sha256_file
 from polymodal.errors import ConfigError, DataError
 from polymodal.methods.ret.model import late_interaction
 
@@ -179,7 +179,7 @@ class TokenIndex:
             "model_version": self.model_version,
             "documents": len(self),
             "settings": vars(self.settings),
-            "sha256": {name: _sha256(folder / name) for name in FILES},
+            "sha256": {name: sha256_file(folder / name) for name in FILES},
         }
         (folder / "index.json").write_text(json.dumps(meta, indent=1))
         return folder
@@ -207,14 +207,6 @@ def exact_search(
             scores[i, start : start + chunk] = sim.amax(dim=-1).sum(dim=0)
     top = scores.topk(min(k, n), dim=1)
     return top.values, top.indices
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_index(folder: str | Path, model_version: str | None = None) -> TokenIndex:
@@ -246,7 +238,7 @@ def load_index(folder: str | Path, model_version: str | None = None) -> TokenInd
         )
     for name in FILES:
         path = folder / name
-        if not path.is_file() or _sha256(path) != expected.get(name):
+        if not path.is_file() or sha256_file(path) != expected.get(name):
             raise DataError(
                 f"index file {path} is missing or corrupt (checksum differs); rebuild the index"
             )
