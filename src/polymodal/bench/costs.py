@@ -24,6 +24,7 @@ MEASURED: dict[str, dict[str, float | None]] = {
     "abpem_av_mnist": {"cpu": 336, "cuda": None},
     "fratmae": {"cpu": 3224, "cuda": None},  # 2 threads, beside another run
     "abn_blip": {"cpu": 472, "cuda": None},  # data cached; about 8 min with its build
+    "ret": {"cpu": 2252, "cuda": None},  # 1 thread beside other jobs, empty cache
 }
 
 
