@@ -327,9 +327,8 @@ def build_shapes_retrieval(**options: Any) -> Path:
     check_option_types(ShapesRetrievalConfig, options, "shapes_retrieval")
     unknown = sorted(set(options) - {f.name for f in fields(ShapesRetrievalConfig)})
     if unknown:
-        raise ConfigError(
-            f"shapes_retrieval has no options {unknown}; it has {list(asdict(ShapesRetrievalConfig()))}"
-        )
+        known = list(asdict(ShapesRetrievalConfig()))
+        raise ConfigError(f"shapes_retrieval has no options {unknown}; it has {known}")
     config = ShapesRetrievalConfig(**options)
     if config.image_size % GRID or config.image_size < 32:
         raise ConfigError(

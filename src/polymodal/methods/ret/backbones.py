@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +31,11 @@ from polymodal.modules.encoders import ViTEncoder
 from polymodal.train.vision_pretrain import patch_labels
 
 IMAGE_SIZE, PATCH = 48, 12
-VIT = {"dim": 64, "depth": 6, "num_heads": 4}
 
 
 def build_vit(image_size: int = IMAGE_SIZE) -> ViTEncoder:
     """The ViT the fusion reads (random weights; see :func:`pretrain_vit`)."""
-    return ViTEncoder(image_size, PATCH, in_channels=3, **VIT)
+    return ViTEncoder(image_size, PATCH, in_channels=3, dim=64, depth=6, num_heads=4)
 
 
 def pretrain_vit(
@@ -86,7 +86,8 @@ class FrozenBackbones(nn.Module):
         super().__init__()
         self.vit = vit.eval().requires_grad_(False)
         self.text = text.eval().requires_grad_(False)
-        text_layers = int(text.model.config.num_hidden_layers)  # type: ignore[union-attr]
+        config: Any = text.model.config
+        text_layers = int(config.num_hidden_layers)
         if text_layers != len(vit.blocks):
             raise DataError(
                 f"the text encoder has {text_layers} layers, the ViT {len(vit.blocks)}; "

@@ -41,6 +41,7 @@ from polymodal.methods.ret.model import (
     Retriever,
     late_interaction,
 )
+from polymodal.modules.encoders import ViTEncoder
 
 VARIANTS = ("ret", "last_layer", "pooled")
 TEXT_DIM, VISUAL_DIM, LAYERS = 384, 64, 6
@@ -101,7 +102,7 @@ def model_version(model: torch.nn.Module) -> str:
 # ---------------------------------------------------------------- frozen features
 
 
-def pretrained_vit(setup: Setup) -> torch.nn.Module:
+def pretrained_vit(setup: Setup) -> ViTEncoder:
     """The ViT pre-trained on the training scenes (cached by the data and steps)."""
     folder = run_folder("ret/vit", {"data": setup.data, "steps": setup.vit_steps}, code=CODE)
     vit = build_vit()
