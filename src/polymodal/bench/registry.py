@@ -24,6 +24,7 @@ _PROVIDERS = (
     "polymodal.methods.taste_music.claim",
     "polymodal.methods.bit_align.claim",
     "polymodal.methods.nexus_o.claim",
+    "polymodal.methods.ret.claim",
 )
 
 

@@ -52,6 +52,7 @@ COMMANDS = (
     "compose",
     "asr_testbed",
     "ask",
+    "retrieve",
 )
 """Modules of this package that add a command, in the order ``--help`` lists them."""
 

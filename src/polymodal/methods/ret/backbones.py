@@ -1,0 +1,184 @@
+"""ReT's frozen backbones, tapped at every layer, and their features cached as banks.
+
+Vision: our :class:`~polymodal.modules.encoders.ViTEncoder` (48-pixel images, 12-pixel
+patches = the scene grid's cells, 6 blocks, width 64), pre-trained once to name the
+shape under every patch (or background) on the training scenes,
+then frozen. Text: the real all-MiniLM-L6-v2 (6 layers, width 384), frozen. Layer k
+of the fusion reads block k of both (k = 1…6; the embeddings are not read).
+
+Both backbones are frozen, so a split's features are computed once and kept as a
+:class:`FeatureBank` (float16; text rows ragged, so a long description costs only its
+own tokens); training and evaluation gather batches from banks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from polymodal.data.synth.shapes_render import COLORS, SHAPES
+from polymodal.errors import DataError
+from polymodal.hf.text_encoder import TextEncoder
+from polymodal.methods.ret.model import BackboneTokens
+from polymodal.modules.encoders import ViTEncoder
+from polymodal.train.vision_pretrain import patch_labels
+
+IMAGE_SIZE, PATCH = 48, 12
+
+
+def build_vit(image_size: int = IMAGE_SIZE) -> ViTEncoder:
+    """The ViT the fusion reads (random weights; see :func:`pretrain_vit`)."""
+    return ViTEncoder(image_size, PATCH, in_channels=3, dim=64, depth=6, num_heads=4)
+
+
+def pretrain_vit(
+    vit: ViTEncoder, images: Tensor, scenes: Tensor, steps: int, seed: int = 0
+) -> float:
+    """Train ``vit`` (and a throw-away head) to name the shape under each patch.
+
+    Args:
+        vit: the encoder, trained in place.
+        images: (S, 3, H, W) float images in [0, 1].
+        scenes: (S, M, 7) object tables (present flag, then shape, colour, size, x, y, radius).
+        steps: AdamW steps of 64 images.
+        seed: draws the batches and the head.
+
+    Returns:
+        The last step's cross-entropy.
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    # Shape only (background = len(SHAPES)): like a real backbone's top layers, which
+    # keep what their pre-training asked for, the last block comes to carry shape more
+    # than colour; colour stays plainer in the early blocks.
+    labels = patch_labels(scenes, vit.image_size[0], PATCH) // len(COLORS)  # (S, M)
+    head = nn.Linear(vit.dim, len(SHAPES) + 1)
+    optimizer = torch.optim.AdamW([*vit.parameters(), *head.parameters()], lr=1e-3)
+    vit.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        pick = torch.randint(len(images), (64,), generator=generator)
+        tokens = vit(images[pick].float())[:, 1:]  # (64, M, D) without CLS
+        loss = F.cross_entropy(head(tokens).flatten(0, 1), labels[pick].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    vit.eval().requires_grad_(False)
+    return float(loss.detach())
+
+
+class FrozenBackbones(nn.Module):
+    """The vision and text backbones; :meth:`encode` taps every layer of both.
+
+    Args:
+        vit: the vision encoder (frozen here).
+        text: the text encoder (frozen here); must have as many layers as ``vit``.
+    """
+
+    def __init__(self, vit: ViTEncoder, text: TextEncoder) -> None:
+        super().__init__()
+        self.vit = vit.eval().requires_grad_(False)
+        self.text = text.eval().requires_grad_(False)
+        config: Any = text.model.config
+        text_layers = int(config.num_hidden_layers)
+        if text_layers != len(vit.blocks):
+            raise DataError(
+                f"the text encoder has {text_layers} layers, the ViT {len(vit.blocks)}; "
+                "fusion pairs layer k of both, so they must match"
+            )
+        self.layers = text_layers
+
+    @torch.no_grad()
+    def encode(
+        self, images: Tensor, texts: Sequence[str], has_image: Tensor, has_text: Tensor
+    ) -> BackboneTokens:
+        """Features of B queries or documents.
+
+        Args:
+            images: (B, 3, H, W) in [0, 1]; rows without an image are ignored.
+            texts: B strings; rows without text are ignored.
+            has_image, has_text: (B,) bool.
+        """
+        visual = self.vit(images.float(), output_hidden_states=True).hidden_states[1:]
+        encoded = self.text.encode([t or "." for t in texts])
+        return BackboneTokens(
+            torch.stack(encoded.hidden_states[1:], dim=1),  # (B, K, L, D_t)
+            encoded.attention_mask == 0,
+            torch.stack(visual, dim=1),  # (B, K, N, D_v)
+            has_text.bool(),
+            has_image.bool(),
+        )
+
+
+@dataclass
+class FeatureBank:
+    """Backbone features of N rows (a split's documents or queries), float16.
+
+    Attributes:
+        visual: (N, K, N_v, D_v).
+        text: (T, K, D_t) every row's text tokens, concatenated.
+        offsets: (N + 1,) row i's text tokens are ``text[offsets[i]:offsets[i + 1]]``.
+        has_text, has_image: (N,) bool.
+    """
+
+    visual: Tensor
+    text: Tensor
+    offsets: Tensor
+    has_text: Tensor
+    has_image: Tensor
+
+    def __len__(self) -> int:
+        return int(self.visual.shape[0])
+
+    def gather(self, rows: Tensor) -> BackboneTokens:
+        """Float32 :class:`BackboneTokens` of ``rows`` (R,), texts right-padded."""
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = (ends - starts).clamp(min=1)
+        length = int(lengths.max())
+        k, width = self.text.shape[1], self.text.shape[2]
+        text = torch.zeros(len(rows), k, length, width)
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            text[i, :, : b - a] = self.text[a:b].transpose(0, 1).float()
+        padding = torch.arange(length)[None] >= lengths[:, None]
+        return BackboneTokens(
+            text, padding, self.visual[rows].float(), self.has_text[rows], self.has_image[rows]
+        )
+
+    def save(self, path: Path) -> None:
+        save_file({k: v.contiguous() for k, v in vars(self).items()}, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureBank:
+        return cls(**load_file(str(path)))
+
+
+def build_bank(
+    backbones: FrozenBackbones,
+    images: Tensor,
+    texts: Sequence[str],
+    has_image: Tensor,
+    has_text: Tensor,
+    batch_size: int = 128,
+) -> FeatureBank:
+    """Encode N rows with the frozen backbones into a :class:`FeatureBank`."""
+    visual, text, lengths = [], [], []
+    for start in range(0, len(texts), batch_size):
+        rows = slice(start, start + batch_size)
+        out = backbones.encode(images[rows], texts[rows], has_image[rows], has_text[rows])
+        visual.append(out.visual.half())
+        for i in range(out.text.shape[0]):
+            keep = ~out.text_padding[i] if bool(out.has_text[i]) else out.text_padding[i] & False
+            text.append(out.text[i][:, keep].transpose(0, 1).half())  # (L_i, K, D_t)
+            lengths.append(int(keep.sum()))
+    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+    offsets[1:] = torch.tensor(lengths).cumsum(0)
+    return FeatureBank(
+        torch.cat(visual), torch.cat(text), offsets, has_text.bool(), has_image.bool()
+    )

@@ -1,0 +1,82 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from polymodal.errors import DataError
+from polymodal.methods.ret.index import IndexSettings, TokenIndex, exact_search, load_index
+
+pytest.importorskip("faiss")
+
+N, P, E = 400, 4, 16
+SETTINGS = IndexSettings(lists=8, subquantizers=4, nprobe=8, probe=32, train_size=2000)
+
+
+def collection():
+    g = torch.Generator().manual_seed(0)
+    documents = F.normalize(torch.randn(N, P, E, generator=g), dim=-1)
+    # Each query is a noisy copy of document 3 i's tokens: its answer is known.
+    rows = torch.arange(0, 60, 3)
+    noise = 0.1 * torch.randn(len(rows), P, E, generator=g)
+    queries = F.normalize(documents[rows] + noise, dim=-1)
+    return documents, queries, rows
+
+
+def test_exact_search_ranks_by_late_interaction():
+    documents = torch.tensor([[[1.0, 0.0]], [[0.6, 0.8]], [[0.0, 1.0]]])
+    query = torch.tensor([[[0.0, 1.0]]])
+    scores, rows = exact_search(query, documents, k=2)
+    assert rows.tolist() == [[2, 1]]
+    torch.testing.assert_close(scores, torch.tensor([[1.0, 0.8]]))
+
+
+def test_index_finds_what_the_exact_scorer_finds():
+    documents, queries, rows = collection()
+    index = TokenIndex.build(documents, "v1", SETTINGS)
+    scores, found = index.search(queries, k=5)
+    _, exact = exact_search(queries, documents, k=5)
+    assert found[:, 0].tolist() == rows.tolist()
+    assert exact[:, 0].tolist() == rows.tolist()
+    # Candidates are re-scored exactly: the scores are the exact late-interaction ones.
+    own = torch.einsum("bie,bje->bij", queries, documents[rows]).amax(-1).sum(-1)
+    torch.testing.assert_close(scores[:, 0], own, atol=3e-3, rtol=0)  # float16 tokens
+
+
+def test_saved_index_loads_and_answers_the_same(tmp_path):
+    documents, queries, _ = collection()
+    index = TokenIndex.build(documents, "v1", SETTINGS)
+    index.save(tmp_path / "idx")
+    again = load_index(tmp_path / "idx", model_version="v1")
+    assert len(again) == N
+    for a, b in zip(index.search(queries, 5), again.search(queries, 5), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-2, rtol=0)  # tokens stored in float16
+
+
+def test_index_of_another_model_version_is_a_one_line_error(tmp_path):
+    documents, _, _ = collection()
+    TokenIndex.build(documents, "v1", SETTINGS).save(tmp_path / "idx")
+    with pytest.raises(DataError, match="built by model version v1.*rebuild the index") as err:
+        load_index(tmp_path / "idx", model_version="v2")
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_index_file_is_a_one_line_error(tmp_path):
+    documents, _, _ = collection()
+    folder = TokenIndex.build(documents, "v1", SETTINGS).save(tmp_path / "idx")
+    data = bytearray((folder / "tokens.faiss").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "tokens.faiss").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="tokens.faiss is missing or corrupt") as err:
+        load_index(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_folder_without_index_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="not a ReT index"):
+        load_index(tmp_path)
+
+
+def test_query_of_the_wrong_width_is_a_data_error():
+    documents, queries, _ = collection()
+    index = TokenIndex.build(documents, "v1", SETTINGS)
+    with pytest.raises(DataError, match="query tokens must be"):
+        index.search(queries[..., :8])
