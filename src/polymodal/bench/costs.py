@@ -17,7 +17,7 @@ MEASURED: dict[str, dict[str, float | None]] = {
     "fusion_av_mnist": {"cpu": 835, "cuda": None},  # 1 thread, beside other jobs
     "divprune": {"cpu": 1641, "cuda": None},  # 1 thread, beside other jobs
     "aki": {"cpu": 32000, "cuda": None},  # an estimate: ten VLM trainings
-    "text_bias": {"cpu": 2492, "cuda": None},  # 1 thread, beside other jobs
+    "text_bias": {"cpu": 1121, "cuda": None},  # 1 thread, beside other jobs, base VLM cached
     "subtype_fusion": {"cpu": 104, "cuda": None},
     "contribution": {"cpu": 94, "cuda": None},
     "abpem": {"cpu": 680, "cuda": None},  # about 11 min
