@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -346,3 +346,13 @@ def on_device(config: C, device: str) -> C:
     accelerator = "gpu" if device == "cuda" else "cpu"
     trainer = dataclasses.replace(config.trainer, accelerator=accelerator)  # type: ignore[attr-defined]
     return dataclasses.replace(config, trainer=trainer)  # type: ignore[type-var]
+
+
+def in_cache(config: ExperimentConfig, kind: str, code: Sequence[str]) -> ExperimentConfig:
+    """``config`` with ``out_dir`` set to its cache folder: ``<cache>/<kind>/<key>``, the
+    key covering the config and the code of the ``code`` modules (a claim check's runs:
+    :func:`polymodal.data.cache.run_folder`)."""
+    from polymodal.data.cache import run_folder
+
+    config.out_dir = str(run_folder(kind, config.to_dict(), code=code))
+    return config

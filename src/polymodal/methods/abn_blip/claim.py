@@ -25,7 +25,6 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import RESAMPLES, Part, bootstrap
-from polymodal.data.cache import run_folder
 from polymodal.data.synth import ctpa
 from polymodal.data.synth.ctpa_reports import (
     FINDINGS,
@@ -34,7 +33,7 @@ from polymodal.data.synth.ctpa_reports import (
     parse_report,
 )
 from polymodal.methods.abn_blip.metrics import macro_f1, micro_f1, per_finding_f1, text_scores
-from polymodal.train.config import ExperimentConfig, load_config, on_device
+from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
 
 OURS, GENERIC, TEMPLATE = "abn_blip", "generic_queries", "template_floor"
 SEEDS = (0, 1, 2)
@@ -49,8 +48,7 @@ CODE = (
 
 
 def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    config.out_dir = str(run_folder(f"bench/abn_blip/{kind}", config.to_dict(), code=CODE))
-    return config
+    return in_cache(config, f"bench/abn_blip/{kind}", CODE)
 
 
 def encoder_config(quick: bool, device: str = "cpu") -> ExperimentConfig:

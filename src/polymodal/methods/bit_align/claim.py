@@ -30,10 +30,9 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import Part, bootstrap, paired_difference
-from polymodal.data.cache import run_folder
 from polymodal.methods.bit_align.model import parameter_counts
 from polymodal.methods.bit_align.plots import heatmap_plot, parameters_plot
-from polymodal.train.config import ExperimentConfig, load_config, on_device
+from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
 from polymodal.train.tasks.grounding_metrics import grounding_kld, grounding_nss, grounding_sim
 
 OURS, RGB, DUAL, BPM, EARLY = "bit_align", "rgb", "dual", "bpm", "early"
@@ -66,8 +65,7 @@ CODE = (
 
 
 def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    config.out_dir = str(run_folder(f"bench/bit_align/{kind}", config.to_dict(), code=CODE))
-    return config
+    return in_cache(config, f"bench/bit_align/{kind}", CODE)
 
 
 def backbone_config(quick: bool, device: str = "cpu") -> ExperimentConfig:

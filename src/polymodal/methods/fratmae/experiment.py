@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.data.cache import run_folder
-from polymodal.train.config import ExperimentConfig, load_config, on_device
+from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
 
 PRETRAIN: dict[str, tuple[str, ...]] = {
     "fratmae": (),
@@ -72,8 +71,7 @@ CODE = (
 
 
 def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    config.out_dir = str(run_folder(f"bench/fratmae/{kind}", config.to_dict(), code=CODE))
-    return config
+    return in_cache(config, f"bench/fratmae/{kind}", CODE)
 
 
 def pretrain_config(variant: str, budget: Budget, device: str = "cpu") -> ExperimentConfig:

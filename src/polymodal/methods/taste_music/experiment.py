@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polymodal.data.cache import run_folder
 from polymodal.data.synth.music_compose import EVAL_PROMPTS, TASTES
 from polymodal.data.synth.music_events import Piece, decode_tokens
 from polymodal.data.synth.music_synth import render
 from polymodal.methods.taste_music.judge import audio_features, correspondences
 from polymodal.methods.taste_music.model import TasteMusicGenerator
-from polymodal.train.config import ExperimentConfig, load_config, on_device
+from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
 
 BASE, TUNED = "base", "fine_tuned"
 TEMPERATURE, TOP_K = 1.0, 20
@@ -34,8 +33,7 @@ CODE = (
 
 
 def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    config.out_dir = str(run_folder(f"bench/taste_music/{kind}", config.to_dict(), code=CODE))
-    return config
+    return in_cache(config, f"bench/taste_music/{kind}", CODE)
 
 
 def pretrain_config(quick: bool, device: str = "cpu") -> ExperimentConfig:
