@@ -133,3 +133,25 @@ def test_determinism_only_warns_where_the_run_lands_on_cuda(monkeypatch):
     assert deterministic_mode("gpu") == "warn" and deterministic_mode("CUDA") == "warn"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert deterministic_mode("auto") == "warn" and deterministic_mode("cpu") is True
+
+
+def test_val_every_n_epochs_validates_only_those_epochs(home, tmp_path):
+    config = load_config(
+        CONFIG, [*TINY, "trainer.val_every_n_epochs=2", f"out_dir={tmp_path / 'run'}"]
+    )
+    fit(config)
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    validated = sorted({int(r["epoch"]) for r in rows if r.get("val_acc")})
+    assert validated == [1, 3]  # epochs 0..3, every second one
+    assert (
+        "val_every_n_epochs"
+        in load_config(CONFIG, ["trainer.val_every_n_epochs=2"]).to_dict()["trainer"]
+    )
+    assert "val_every_n_epochs" not in load_config(CONFIG).to_dict()["trainer"]
+
+
+def test_val_every_n_epochs_below_one_is_refused():
+    with pytest.raises(ConfigError, match=r"trainer.val_every_n_epochs must be >= 1, got 0"):
+        load_config(CONFIG, ["trainer.val_every_n_epochs=0"])

@@ -93,6 +93,9 @@ class TrainerConfig:
     precision: str = "32-true"
     progress_bar: bool = True
     log_every_n_steps: int = 10
+    val_every_n_epochs: int = 1
+    """Validate after every n-th epoch (best checkpoint chosen among those): short
+    runs over many epochs on a few labels spend most of their time validating."""
 
 
 @dataclass
@@ -117,6 +120,8 @@ class ExperimentConfig:
         for key in ("modality_dropout", "init_from", "init_map", "freeze"):
             if not values["model"][key]:
                 del values["model"][key]
+        if values["trainer"]["val_every_n_epochs"] == 1:
+            del values["trainer"]["val_every_n_epochs"]
         return values
 
 
@@ -244,7 +249,8 @@ def check_values(config: Any, check_device: bool = True) -> None:
             (off when reading a finished run, which may come from another machine).
 
     Raises:
-        ConfigError: ``data.batch_size`` < 1, ``optim.lr`` <= 0, or a GPU
+        ConfigError: ``data.batch_size`` < 1, ``optim.lr`` <= 0,
+            ``trainer.val_every_n_epochs`` < 1, or a GPU
             accelerator on a machine without CUDA.
     """
     if config.data.batch_size < 1:
@@ -254,6 +260,12 @@ def check_values(config: Any, check_device: bool = True) -> None:
         )
     if not config.optim.lr > 0:  # also catches NaN
         raise ConfigError(f"optim.lr must be > 0, got {config.optim.lr}; set e.g. optim.lr=0.001")
+    every = getattr(config.trainer, "val_every_n_epochs", 1)
+    if not every >= 1:
+        raise ConfigError(
+            f"trainer.val_every_n_epochs must be >= 1, got {every}; set e.g. "
+            "trainer.val_every_n_epochs=1 to validate after every epoch"
+        )
     task = getattr(config, "task", None)
     if task is not None:
         from polymodal.train.tasks import task_spec

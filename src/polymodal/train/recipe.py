@@ -241,6 +241,7 @@ def _trainer(
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.val_every_n_epochs,
         num_sanity_val_steps=0,
         **extra,
     )

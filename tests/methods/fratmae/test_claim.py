@@ -44,12 +44,22 @@ def test_every_initialisation_gets_the_same_data_and_schedule():
     for fraction in ex.FRACTIONS:
         configs = [ex.finetune_config("segment", i, fraction, 0, budget) for i in claim.MAIN]
         assert len({c.trainer.max_epochs for c in configs}) == 1
+        assert len({c.trainer.val_every_n_epochs for c in configs}) == 1
         assert len({str(c.data) for c in configs}) == 1
         assert len({str(c.optim) for c in configs}) == 1
         assert configs[0].data.options["train_fraction"] == fraction
         assert configs[-1].model.init_from is None  # scratch
         assert configs[0].model.init_from == ex.pretrain_config("fratmae", budget).out_dir
         assert len({c.out_dir for c in configs}) == 3
+
+
+def test_the_full_runs_validate_five_times_the_last_after_the_last_epoch():
+    for fraction, epochs in ex.FULL.finetune_epochs.items():
+        every = ex.finetune_config("segment", "scratch", fraction, 0, ex.FULL).trainer
+        assert every.max_epochs == epochs
+        assert epochs % every.val_every_n_epochs == 0
+        assert epochs // every.val_every_n_epochs >= ex.FULL.validations
+    assert [ex.FULL.val_every(f) for f in ex.FRACTIONS] == [6, 4, 1]
 
 
 def test_a_linear_probe_freezes_both_encoders():

@@ -47,6 +47,13 @@ class Budget:
     pretrain_epochs: int
     finetune_epochs: dict[float, int]
     seeds: tuple[int, ...]
+    validations: int = 5
+    """Validations per fine-tuning run, evenly spaced, the last after the last epoch:
+    at 1 % of the labels, validating every epoch cost five times the training."""
+
+    def val_every(self, fraction: float) -> int:
+        """Epochs between validations of a fine-tuning run on ``fraction`` of the labels."""
+        return max(1, self.finetune_epochs[fraction] // self.validations)
 
 
 FULL = Budget(
@@ -103,6 +110,7 @@ def finetune_config(
     overrides = [
         f"data.options={data}",
         f"trainer.max_epochs={budget.finetune_epochs[fraction]}",
+        f"trainer.val_every_n_epochs={budget.val_every(fraction)}",
         f"seed={seed}",
         "trainer.progress_bar=false",
     ]
