@@ -65,3 +65,14 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         minilm_path()
     with pytest.raises(ConfigError, match="polymodal"):
         load_minilm()
+
+
+@needs_minilm
+def test_loading_prints_no_weight_bar_and_restores_transformers_bars(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from transformers.utils import logging
+
+    load_minilm()
+    assert "Loading weights" not in capfd.readouterr().err
+    assert logging.is_progress_bar_enabled()  # other loads keep their bars

@@ -19,7 +19,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,23 @@ def load_minilm(max_length: int = 128) -> TextEncoder:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     # The checkpoint keeps BERT's pooler; it is loaded (dropping it makes transformers
     # print a load report) but unused: the SBERT model mean-pools the tokens.
-    model = AutoModel.from_pretrained(path, local_files_only=True)
+    with _no_loading_bar():  # a 103-tensor local read is instant; its bar is noise in logs
+        model = AutoModel.from_pretrained(path, local_files_only=True)
     return TextEncoder(model.eval(), tokenizer, max_length)
+
+
+@contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Turn off transformers' "Loading weights" progress bar, then restore it."""
+    from transformers.utils import logging
+
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 __all__ = ["MINILM_EXTRA", "TextEncoder", "load_minilm", "minilm_path"]
