@@ -209,3 +209,9 @@ def test_an_interrupted_vlm_run_resumes_to_the_same_weights_and_numbers(
     actual = load_vlm(tmp_path / "resumed").model.state_dict()
     for name, value in expected.items():
         torch.testing.assert_close(actual[name], value, rtol=0, atol=0)
+
+
+def test_vlm_config_keeps_val_every_n_epochs_out_of_its_cache_key_at_the_default():
+    assert "val_every_n_epochs" not in load_vlm_config().to_dict()["trainer"]
+    every = load_vlm_config(None, ["trainer.val_every_n_epochs=2"]).to_dict()["trainer"]
+    assert every["val_every_n_epochs"] == 2

@@ -97,6 +97,14 @@ class TrainerConfig:
     """Validate after every n-th epoch (best checkpoint chosen among those): short
     runs over many epochs on a few labels spend most of their time validating."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The options, less ``val_every_n_epochs`` at its default, so runs that do not
+        use it keep the config (and cache key) they had before it existed."""
+        values = dataclasses.asdict(self)
+        if values["val_every_n_epochs"] == 1:
+            del values["val_every_n_epochs"]
+        return values
+
 
 @dataclass
 class ExperimentConfig:
@@ -120,8 +128,7 @@ class ExperimentConfig:
         for key in ("modality_dropout", "init_from", "init_map", "freeze"):
             if not values["model"][key]:
                 del values["model"][key]
-        if values["trainer"]["val_every_n_epochs"] == 1:
-            del values["trainer"]["val_every_n_epochs"]
+        values["trainer"] = self.trainer.to_dict()
         return values
 
 

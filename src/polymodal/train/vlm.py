@@ -172,7 +172,7 @@ class VLMConfig:
     )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "trainer": self.trainer.to_dict()}
 
 
 def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -578,6 +578,7 @@ def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.val_every_n_epochs,
     )
     trainer.fit(
         module,
