@@ -234,5 +234,6 @@ register(
         unit="TPR",  # SFT should lower the text preference
         default=False,
         skip_reason="fine-tunes the small VLM twice after training it; run --only text_bias",
+        honours_device=True,
     )
 )
