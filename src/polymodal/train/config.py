@@ -367,11 +367,15 @@ def on_device(config: C, device: str) -> C:
     return dataclasses.replace(config, trainer=trainer)  # type: ignore[type-var]
 
 
-def in_cache(config: ExperimentConfig, kind: str, code: Sequence[str]) -> ExperimentConfig:
-    """``config`` with ``out_dir`` set to its cache folder: ``<cache>/<kind>/<key>``, the
-    key covering the config and the code of the ``code`` modules (a claim check's runs:
-    :func:`polymodal.data.cache.run_folder`)."""
+def check_run(
+    recipe: str, overrides: Sequence[str], device: str, kind: str, code: Sequence[str]
+) -> ExperimentConfig:
+    """A claim check's run: the packaged ``recipe`` with ``overrides``, without progress
+    bars, on ``device``, its ``out_dir`` the cache folder ``<cache>/<kind>/<key>`` — the
+    key covering the config and the code of the ``code`` modules
+    (:func:`polymodal.data.cache.run_folder`)."""
     from polymodal.data.cache import run_folder
 
+    config = on_device(load_config(recipe, [*overrides, "trainer.progress_bar=false"]), device)
     config.out_dir = str(run_folder(kind, config.to_dict(), code=code))
     return config

@@ -33,7 +33,7 @@ from polymodal.data.synth.ctpa_reports import (
     parse_report,
 )
 from polymodal.methods.abn_blip.metrics import macro_f1, micro_f1, per_finding_f1, text_scores
-from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
+from polymodal.train.config import ExperimentConfig, check_run
 
 OURS, GENERIC, TEMPLATE = "abn_blip", "generic_queries", "template_floor"
 SEEDS = (0, 1, 2)
@@ -47,19 +47,14 @@ CODE = (
 )
 
 
-def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    return in_cache(config, f"bench/abn_blip/{kind}", CODE)
-
-
 def encoder_config(quick: bool, device: str = "cpu") -> ExperimentConfig:
     """The multi-label encoder run (seed 0), shared by every report model."""
     size = QUICK if quick else FULL
     overrides = [
         f"data.options={size['data']}",
         f"trainer.max_epochs={size['encoder']}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("abn_blip_encoder", overrides), device), "encoder")
+    return check_run("abn_blip_encoder", overrides, device, "bench/abn_blip/encoder", CODE)
 
 
 def report_config(model: str, seed: int, quick: bool, device: str = "cpu") -> ExperimentConfig:
@@ -71,9 +66,8 @@ def report_config(model: str, seed: int, quick: bool, device: str = "cpu") -> Ex
         f"seed={seed}",
         f"model.init_from={encoder_config(quick, device).out_dir}",
         f"model.options.per_abnormality={model == OURS}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("abn_blip", overrides), device), "report")
+    return check_run("abn_blip", overrides, device, "bench/abn_blip/report", CODE)
 
 
 def _test_loader(run_dir: str) -> tuple[torch.nn.Module, object, str]:

@@ -32,7 +32,7 @@ from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import Part, bootstrap, paired_difference
 from polymodal.methods.bit_align.model import parameter_counts
 from polymodal.methods.bit_align.plots import heatmap_plot, parameters_plot
-from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
+from polymodal.train.config import ExperimentConfig, check_run
 from polymodal.train.tasks.grounding_metrics import grounding_kld, grounding_nss, grounding_sim
 
 OURS, RGB, DUAL, BPM, EARLY = "bit_align", "rgb", "dual", "bpm", "early"
@@ -64,19 +64,14 @@ CODE = (
 )
 
 
-def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    return in_cache(config, f"bench/bit_align/{kind}", CODE)
-
-
 def backbone_config(quick: bool, device: str = "cpu") -> ExperimentConfig:
     """The RGB object-recognition run (seed 0) whose ViT every model freezes or fine-tunes."""
     size = QUICK if quick else FULL
     overrides = [
         f"data.options={size['data'][:-1]}, label: object}}",
         f"trainer.max_epochs={size['backbone']}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("bit_align_backbone", overrides), device), "backbone")
+    return check_run("bit_align_backbone", overrides, device, "bench/bit_align/backbone", CODE)
 
 
 def model_config(model: str, seed: int, quick: bool, device: str = "cpu") -> ExperimentConfig:
@@ -88,9 +83,8 @@ def model_config(model: str, seed: int, quick: bool, device: str = "cpu") -> Exp
         f"seed={seed}",
         f"model.options.variant={model}",
         f"model.init_from={backbone_config(quick, device).out_dir}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("bit_align", overrides), device), "model")
+    return check_run("bit_align", overrides, device, "bench/bit_align/model", CODE)
 
 
 def test_scores(run_dir: str, split: str = "test") -> tuple[dict[str, np.ndarray], torch.nn.Module]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
+from polymodal.train.config import ExperimentConfig, check_run
 
 PRETRAIN: dict[str, tuple[str, ...]] = {
     "fratmae": (),
@@ -77,19 +77,14 @@ CODE = (
 )
 
 
-def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    return in_cache(config, f"bench/fratmae/{kind}", CODE)
-
-
 def pretrain_config(variant: str, budget: Budget, device: str = "cpu") -> ExperimentConfig:
     """The pre-training run of ``variant`` (a key of :data:`PRETRAIN`)."""
     overrides = [
         f"data.options={budget.data}",
         f"trainer.max_epochs={budget.pretrain_epochs}",
-        "trainer.progress_bar=false",
         *PRETRAIN[variant],
     ]
-    return _cached(on_device(load_config("fratmae_pretrain", overrides), device), "pretrain")
+    return check_run("fratmae_pretrain", overrides, device, "bench/fratmae/pretrain", CODE)
 
 
 def finetune_config(
@@ -112,14 +107,12 @@ def finetune_config(
         f"trainer.max_epochs={budget.finetune_epochs[fraction]}",
         f"trainer.val_every_n_epochs={budget.val_every(fraction)}",
         f"seed={seed}",
-        "trainer.progress_bar=false",
     ]
     if init != SCRATCH:
         overrides.append(f"model.init_from={pretrain_config(init, budget, device).out_dir}")
     if linear_probe:
         overrides.append("model.freeze=[encoders.*]")
-    config = on_device(load_config(f"fratmae_{task}", overrides), device)
-    return _cached(config, task)
+    return check_run(f"fratmae_{task}", overrides, device, f"bench/fratmae/{task}", CODE)
 
 
 def dice_per_case(run_dir: str | Path, threshold: float = 0.5) -> np.ndarray:

@@ -19,7 +19,7 @@ from polymodal.data.synth.music_events import Piece, decode_tokens
 from polymodal.data.synth.music_synth import render
 from polymodal.methods.taste_music.judge import audio_features, correspondences
 from polymodal.methods.taste_music.model import TasteMusicGenerator
-from polymodal.train.config import ExperimentConfig, in_cache, load_config, on_device
+from polymodal.train.config import ExperimentConfig, check_run
 
 BASE, TUNED = "base", "fine_tuned"
 TEMPERATURE, TOP_K = 1.0, 20
@@ -32,19 +32,14 @@ CODE = (
 )
 
 
-def _cached(config: ExperimentConfig, kind: str) -> ExperimentConfig:
-    return in_cache(config, f"bench/taste_music/{kind}", CODE)
-
-
 def pretrain_config(quick: bool, device: str = "cpu") -> ExperimentConfig:
     """The base model: pre-training on the taste-agnostic corpus (seed 0)."""
     size = QUICK if quick else FULL
     overrides = [
         f"data.options={size['pretrain']}",
         f"trainer.max_epochs={size['pre_epochs']}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("taste_music_pretrain", overrides), device), "pretrain")
+    return check_run("taste_music_pretrain", overrides, device, "bench/taste_music/pretrain", CODE)
 
 
 def finetune_config(seed: int, quick: bool, device: str = "cpu") -> ExperimentConfig:
@@ -54,9 +49,8 @@ def finetune_config(seed: int, quick: bool, device: str = "cpu") -> ExperimentCo
         f"seed={seed}",
         f"trainer.max_epochs={size['epochs']}",
         f"model.init_from={pretrain_config(quick, device).out_dir}",
-        "trainer.progress_bar=false",
     ]
-    return _cached(on_device(load_config("taste_music", overrides), device), "finetune")
+    return check_run("taste_music", overrides, device, "bench/taste_music/finetune", CODE)
 
 
 @dataclass
