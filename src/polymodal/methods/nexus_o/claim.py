@@ -16,6 +16,7 @@ then measures on the same test items (test voices never heard in training):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ from polymodal.methods.nexus_o.recipe import (
     make_loader,
 )
 from polymodal.methods.nexus_o.stages import answer_correct, stage_collator
-from polymodal.train.vlm import cached_vlm
+from polymodal.train.config import TaskConfig
+from polymodal.train.vlm import VLMConfig, cached_vlm
 from polymodal.train.wer import normalize_transcript
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -63,6 +65,15 @@ SPOKEN_MARGIN = -0.03
 TYPED_MARGIN = -0.01
 RHO_MIN = 0.8
 SPEECH_RATIO = 0.8
+
+
+def base_config(quick: bool) -> VLMConfig:
+    """The bench VLM (:func:`polymodal.bench.vlm.vlm_config`) with its language model also
+    trained on the question words: real omni models start from a VLM whose LM was
+    pre-trained on text, and a frozen LM that never modelled text cannot transcribe."""
+    config = vlm_config(quick)
+    task = TaskConfig(kind="vqa", options={"question_loss": True})
+    return dataclasses.replace(config, name=f"{config.name}-question-loss", task=task)
 
 
 def _stages(context: Context, size: dict[str, Any], base_dir: Path) -> Path:
@@ -172,7 +183,7 @@ def run(context: Context) -> Outcome:
 
     size = SIZES["quick" if context.quick else "full"]
     start = time.time()
-    base = cached_vlm(vlm_config(context.quick))
+    base = cached_vlm(base_config(context.quick))
     stage3 = _stages(context, size, base.run_dir)
     run_ = load_omni(stage3)
     test = load_spoken_shapes_vqa("test", **size["data"])

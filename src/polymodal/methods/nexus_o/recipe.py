@@ -182,9 +182,10 @@ def evaluate_stage(run: OmniRun, test: Any, batch_size: int = 64) -> dict[str, f
     model = run.model.eval()
     asr = make_loader(test, stage_collator(model, 1), batch_size, False, 0)
     refs, hyps = [], []
+    end_id = run.tokenizer.token_to_id("?")
     for batch in asr:
-        for ids, row in zip(batch.labels, transcribe(model, batch), strict=True):
-            words = [int(t) for t in ids if t >= 0 and t != model.fmt.eos]
+        for ids, row in zip(batch.labels, transcribe(model, batch, end_id), strict=True):
+            words = [int(t) for t in ids if t >= 0]
             refs.append(" ".join(run.tokenizer.id_to_token(t) for t in words))
             hyps.append(" ".join(run.tokenizer.id_to_token(t) for t in row))
     wer, low, high = corpus_wer(refs, hyps)
