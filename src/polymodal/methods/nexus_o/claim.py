@@ -61,6 +61,9 @@ SIZES: dict[str, dict[str, Any]] = {
 """Spoken data, stage epochs, testbed utterances and spoken answers judged; the base VLM is
 the bench's (:func:`polymodal.bench.vlm.vlm_config`)."""
 
+CODE = ("polymodal.methods.nexus_o.recipe",)
+"""The modules whose code keys the cached stage runs."""
+
 SPOKEN_MARGIN = -0.03
 TYPED_MARGIN = -0.01
 RHO_MIN = 0.8
@@ -76,20 +79,28 @@ def base_config(quick: bool) -> VLMConfig:
     return dataclasses.replace(config, name=f"{config.name}-question-loss", task=task)
 
 
-def _stages(context: Context, size: dict[str, Any], base_dir: Path) -> Path:
-    """Train stages 1-3 (``configs/nexus_o_stage{1,2,3}.yaml`` plus the size's overrides)
-    into ``context.out_dir``; returns the stage-3 run folder."""
-    previous = str(base_dir)
+def _stages(size: dict[str, Any], base_dir: Path) -> list[Path]:
+    """Stages 1-3 (``configs/nexus_o_stage{1,2,3}.yaml`` plus the size's overrides), each
+    trained once into the cache (keyed by its config, the previous stage's folder and the
+    recipe's code; an interrupted stage resumes); returns the three run folders."""
+    from polymodal.data.cache import run_folder
+
+    previous, folders = str(base_dir), []
     for stage in (1, 2, 3):
         start = "base" if stage == 1 else "init_from"
         overrides = [
-            f"out_dir={context.out_dir / f'stage{stage}'}",
             f"{start}={previous}",
             f"epochs={size['epochs'][stage]}",
             *(f"data.{k}={v}" for k, v in size["data"].items()),
         ]
-        previous = str(fit_stage(load_stage_config(f"nexus_o_stage{stage}", overrides))[0])
-    return Path(previous)
+        config = load_stage_config(f"nexus_o_stage{stage}", overrides)
+        params = {k: v for k, v in dataclasses.asdict(config).items() if k != "out_dir"}
+        folder = run_folder(f"bench/nexus_o/stage{stage}", params, code=CODE)
+        if not (folder / "metrics.json").is_file():
+            fit_stage(dataclasses.replace(config, out_dir=str(folder)), resume=True)
+        previous = str(folder)
+        folders.append(folder)
+    return folders
 
 
 def _accuracies(run: Any, base: Any, test: Any) -> dict[str, np.ndarray]:
@@ -184,8 +195,8 @@ def run(context: Context) -> Outcome:
     size = SIZES["quick" if context.quick else "full"]
     start = time.time()
     base = cached_vlm(base_config(context.quick))
-    stage3 = _stages(context, size, base.run_dir)
-    run_ = load_omni(stage3)
+    stages = _stages(size, base.run_dir)
+    run_ = load_omni(stages[-1])
     test = load_spoken_shapes_vqa("test", **size["data"])
     acc = _accuracies(run_, base, test)
     spoken_vs_typed = paired_difference([acc["spoken"]], [acc["typed"]])
@@ -201,8 +212,8 @@ def run(context: Context) -> Outcome:
         Part.of("Whisper-recognised spoken answers − 0.8 × espeak ceiling", speech, 0.0),
     ]
     stage_metrics = {
-        s: json.loads((Path(context.out_dir) / f"stage{s}" / "metrics.json").read_text())
-        for s in (1, 2, 3)
+        s: json.loads((folder / "metrics.json").read_text())
+        for s, folder in zip((1, 2, 3), stages, strict=True)
     }
     accuracy_table = Table(
         "Test accuracy on the same items (test voices unheard in training)",
