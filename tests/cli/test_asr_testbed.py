@@ -57,3 +57,12 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys, kwargs, message):
 def test_unknown_recognizer_is_one_line(capsys):
     assert main(["asr-testbed", "--recognizer", "kaldi"]) == 2
     assert "unknown recognizer 'kaldi'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_both_sentence_sets_are_scored_and_tabled(tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["asr-testbed", "--recognizer", "echo", "--size", "1", "--out", str(out)]
+    assert main([*args, "--sentences", "everyday", "--sentences", "shapes"]) == 0
+    table = (out / "asr_testbed.md").read_text()
+    assert "| echo | everyday | meeting |" in table and "| echo | shapes | meeting |" in table

@@ -113,6 +113,13 @@ def test_config_file_parses_and_rejects_other_data() -> None:
         load_vlm_config(CONFIG, ["data.name=av_digits"])
     with pytest.raises(ConfigError, match="did you mean 'text_layers'"):
         load_vlm_config(CONFIG, ["model.text_layer=2"])
+    assert load_vlm_config(CONFIG, ["task.options={question_loss: true}"]).task.options == {
+        "question_loss": True
+    }
+    with pytest.raises(ConfigError, match=r"options among \('question_loss',\)"):
+        load_vlm_config(CONFIG, ["task.options={question_los: true}"])
+    with pytest.raises(ConfigError, match="question_loss must be true or false"):
+        load_vlm_config(CONFIG, ["task.options={question_loss: 3}"])
     with pytest.raises(ConfigError, match="set data.options.grid=4"):  # 64 / 16 = 4 patches
         fit_vlm(load_vlm_config(CONFIG, ["model.patch_size=16"]))
 

@@ -189,3 +189,13 @@ def test_a_mixed_batch_answers_as_the_rows_would_alone(fmt: PromptFormat) -> Non
 def test_an_unknown_position_is_rejected(fmt: PromptFormat) -> None:
     with pytest.raises(ConfigError, match="'before' or 'after'"):
         VQACollator(fmt, context_position="middle")
+
+
+def test_question_loss_labels_every_question_word_too(sample: SampleFactory) -> None:
+    fmt = PromptFormat.from_tokenizer(build_tokenizer(), M)
+    yes, red = int(fmt.answer_ids[ANSWERS.index("yes")]), int(fmt.answer_ids[ANSWERS.index("red")])
+    turns = [[sample([7, 8, 9], "yes", 3), sample([7, 8], "red", 0)]]
+    plain, text = VQACollator(fmt)(turns), VQACollator(fmt, question_loss=True)(turns)
+    assert torch.equal(plain.input_ids, text.input_ids)
+    # <bos> <image>×4 unlabelled; both questions' words, both answers and <eos> labelled
+    assert text.labels.tolist() == [[-100] * 5 + [7, 8, 9, yes, 7, 8, red, 3]]

@@ -1,7 +1,8 @@
 """``polymodal asr-testbed``: word error rate of a recogniser per scenario and severity.
 
 Renders the fixed ASR testbed (:mod:`polymodal.data.synth.asr_testbed`: sentences
-spoken by espeak-ng voices, heard in a meeting, a live stream, a phone call, a
+of each ``--sentences`` set, everyday talk or Shapes-VQA questions, spoken by
+espeak-ng voices, heard in a meeting, a live stream, a phone call, a
 street and a car at severities 1-5), transcribes every clip with each
 ``--recognizer`` and writes into ``--out``:
 
@@ -25,7 +26,7 @@ WINDOW_S = 30.0  # Whisper's window; longer clips are split by the user
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     from polymodal.bench.asr_testbed.recognizers import RECOGNIZERS
-    from polymodal.data.synth.asr_testbed import SENTENCES
+    from polymodal.data.synth.asr_testbed import SENTENCE_SETS, SENTENCES
 
     parser = commands.add_parser(
         "asr-testbed",
@@ -38,7 +39,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="NAME",
-        help=f"one of {', '.join(sorted(RECOGNIZERS))}; repeat to compare several",
+        help=f"one of {', '.join(sorted(RECOGNIZERS))} (nexus-o:RUN_DIR for a Nexus-O run "
+        "folder, else the nexus_o check's cached stage-1 run); repeat to compare several",
+    )
+    parser.add_argument(
+        "--sentences",
+        action="append",
+        choices=list(SENTENCE_SETS),
+        help="sentence set: everyday talk (default) or shapes (Shapes-VQA questions, the only "
+        "words nexus-o knows); repeat for both",
     )
     parser.add_argument(
         "--size",
@@ -77,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from polymodal.bench.asr_testbed.score import score_testbed
     from polymodal.data.synth.asr_testbed import build_testbed
 
-    bed = build_testbed(size=args.size)
-    scores = [score_testbed(recognizer, bed) for recognizer in recognizers]
+    scores = []
+    for sentences in dict.fromkeys(args.sentences or ["everyday"]):
+        bed = build_testbed(size=args.size, sentences=sentences)
+        scores += [score_testbed(recognizer, bed, sentences) for recognizer in recognizers]
     paths = write_report(scores, args.out)
     print(wer_table(scores), end="")
     print("wrote " + ", ".join(str(p) for p in paths))

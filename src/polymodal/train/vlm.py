@@ -7,10 +7,12 @@ stages, as LLaVA is built on a pretrained CLIP tower:
 0. **vision pretraining** (:mod:`polymodal.train.vision_pretrain`): the CLIP-style
    tower learns to name the object under every patch, from the training scenes;
 1. **VQA**: projector and language model learn to answer, the tower frozen, the
-   loss on the answers only. ``data.rows`` says what a training row holds:
-   ``conversations`` (the default) asks every question about one image in turn,
-   ``questions`` asks one; evaluation asks one question per row and takes the
-   greedy next token after the prompt (rows: :mod:`polymodal.train.vqa_batches`).
+   loss on the answers only (``task.options.question_loss: true`` adds the
+   question words, as a language model's own pre-training would). ``data.rows``
+   says what a training row holds: ``conversations`` (the default) asks every
+   question about one image in turn, ``questions`` asks one; evaluation asks one
+   question per row and takes the greedy next token after the prompt (rows:
+   :mod:`polymodal.train.vqa_batches`).
 
 ``attention: mma`` trains and evaluates with modality-mutual attention (AKI; masks
 from :mod:`polymodal.modules.masks`); ``text:`` puts texts beside the questions and
@@ -116,6 +118,7 @@ class TextTrainingConfig:
 
 
 ROW_KINDS = ("conversations", "questions")
+VQA_TASK_OPTIONS = ("question_loss",)
 TEST_ITEMS = "test_items.safetensors"
 
 
@@ -140,7 +143,10 @@ class VLMConfig:
     seed: int = 0
     out_dir: str = "runs/shapes_vlm"
     task: TaskConfig = field(default_factory=lambda: TaskConfig(kind="vqa"))
-    """Always ``vqa`` (:mod:`polymodal.train.tasks`); it names this recipe."""
+    """Always ``vqa`` (:mod:`polymodal.train.tasks`); it names this recipe. Its one
+    option, ``question_loss: true``, also trains the LM on the question words
+    (next-token loss), so it knows the questions' language as a pretrained LM knows
+    its own; off, the loss is on the answers only."""
     attention: str = "causal"
     """``"causal"`` or ``"mma"`` (modality-mutual attention, AKI's rule in
     :mod:`polymodal.modules.masks`): image tokens also see the question, never the
@@ -209,8 +215,14 @@ def load_vlm_config(
     check_values(config, check_device)
     if config.data.name != "shapes_vqa":
         raise ConfigError(f"the VLM recipe trains on shapes_vqa, not {config.data.name!r}")
-    if config.task.kind != "vqa" or config.task.options:
-        raise ConfigError(f"the VLM recipe is task kind 'vqa' without options, not {config.task}")
+    unknown = set(config.task.options) - set(VQA_TASK_OPTIONS)
+    if config.task.kind != "vqa" or unknown:
+        raise ConfigError(
+            f"the VLM recipe is task kind 'vqa' with options among {VQA_TASK_OPTIONS}, "
+            f"not {config.task}"
+        )
+    if not isinstance(config.task.options.get("question_loss", False), bool):
+        raise ConfigError("task.options.question_loss must be true or false")
     check_rows(config)
     return config
 
@@ -558,6 +570,9 @@ def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -
     model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
     collator = VQACollator(fmt)  # text-augmented samples say which side their text is on
+    train_collator = VQACollator(
+        fmt, question_loss=bool(config.task.options.get("question_loss", False))
+    )
     module = VQAModule(model, config.optim, config.seed, config.attention)
     t = config.trainer
     callbacks: list[L.Callback] = [
@@ -582,7 +597,9 @@ def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -
     )
     trainer.fit(
         module,
-        train_dataloaders=_loader(training_rows(data["train"], config), collator, config, True),
+        train_dataloaders=_loader(
+            training_rows(data["train"], config), train_collator, config, True
+        ),
         val_dataloaders=_loader(data["val"], collator, config, shuffle=False),
         ckpt_path=str(last) if resuming else None,
     )

@@ -119,15 +119,20 @@ class VQACollator:
         context_position: where a context goes, ``"before"`` or ``"after"`` the
             question, for samples without a ``context_after`` flag (text-augmented
             training samples carry one).
+        question_loss: label the question words too (next-token loss on the text,
+            as a language model learns its language), not only the answers.
     """
 
-    def __init__(self, fmt: PromptFormat, context_position: str = "before") -> None:
+    def __init__(
+        self, fmt: PromptFormat, context_position: str = "before", question_loss: bool = False
+    ) -> None:
         if context_position not in ("before", "after"):
             raise ConfigError(
                 f"context_position must be 'before' or 'after', got {context_position!r}"
             )
         self.fmt = fmt
         self.context_position = context_position
+        self.question_loss = question_loss
 
     def _turn(self, sample: dict[str, Tensor]) -> list[int]:
         """The words of one question turn: the question and its context, no answer."""
@@ -148,7 +153,7 @@ class VQACollator:
             words = self._turn(sample)
             answer = int(fmt.answer_ids[sample["label"]])
             tokens += [*words, answer]
-            labels += [-100] * len(words) + [answer]
+            labels += (words if self.question_loss else [-100] * len(words)) + [answer]
         return [*tokens, fmt.eos], [*labels, fmt.eos]
 
     def __call__(

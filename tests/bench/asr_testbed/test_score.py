@@ -87,7 +87,7 @@ def test_score_testbed_with_a_fake_recogniser_and_its_report(tmp_path):
     assert [c.wer for c in scores.conditions] == [0.0, 0.0, 0.5, 1.0]
     assert scores.trend("phone") == pytest.approx(1.0)
     table = wer_table([scores])
-    assert "| fake | phone | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 50.0 [" in table
+    assert "| fake | everyday | phone | 0.0 [0.0, 0.0] | 0.0 [0.0, 0.0] | 50.0 [" in table
     assert table.rstrip().endswith("| 1.00 |")
     paths = write_report([scores], tmp_path)
     assert [p.name for p in paths] == ["asr_testbed.json", "asr_testbed.md", "asr_testbed.png"]

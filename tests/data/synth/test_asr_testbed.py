@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polymodal.data.synth.asr_testbed import SENTENCES, build_testbed
+from polymodal.data.synth.asr_testbed import SENTENCES, SHAPES_QUESTIONS, build_testbed
+from polymodal.data.synth.shapes_vqa import build_tokenizer
 from polymodal.errors import ConfigError
 
 
@@ -26,3 +27,21 @@ def test_bad_sizes_and_scenarios_are_named():
         build_testbed(size=0)
     with pytest.raises(ConfigError, match="unknown scenario 'airport'"):
         build_testbed(size=1, scenarios=("airport",))
+    with pytest.raises(ConfigError, match="unknown sentence set 'news'; choose from"):
+        build_testbed(size=1, sentences="news")
+
+
+def test_shapes_questions_are_distinct_and_in_the_vqa_vocabulary():
+    vocabulary = build_tokenizer().get_vocab()
+    assert len(set(SHAPES_QUESTIONS)) == len(SHAPES_QUESTIONS) == len(SENTENCES)
+    assert all(word in vocabulary for q in SHAPES_QUESTIONS for word in q.split())
+
+
+@pytest.mark.slow
+def test_the_shapes_set_is_rendered_with_its_own_transcripts():
+    bed = build_testbed(size=2, scenarios=("phone",), severities=(1,), workers=1)
+    shapes = build_testbed(
+        size=2, scenarios=("phone",), severities=(1,), workers=1, sentences="shapes"
+    )
+    assert shapes.transcripts == SHAPES_QUESTIONS[:2]
+    assert [len(w) for w in shapes.clean] != [len(w) for w in bed.clean]  # other words

@@ -40,13 +40,24 @@ def tiny_vlm():
     return build_small_llava(llava), tokenizer, llava
 
 
-@pytest.fixture
-def omni() -> OmniRun:
+def make_omni() -> OmniRun:
+    """A tiny untrained omni model, the same on every call."""
     tokenizer = build_tokenizer()
     llava = tiny_llava(tokenizer)
     sizes = NexusOConfig(audio_hidden=16, audio_layers=1, audio_heads=2, audio_tokens=4, units=5)
     torch.manual_seed(0)
     return grow_vlm(build_small_llava(llava), tokenizer, llava, sizes)
+
+
+@pytest.fixture
+def omni() -> OmniRun:
+    return make_omni()
+
+
+@pytest.fixture
+def omni_factory():
+    """Makes the ``omni`` model afresh (for runs that must start from the same weights)."""
+    return make_omni
 
 
 @pytest.fixture

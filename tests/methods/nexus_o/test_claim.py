@@ -25,3 +25,16 @@ def test_full_size_is_the_recipe_configs():
         config = load_stage_config(f"nexus_o_stage{stage}")
         assert config.epochs == full["epochs"][stage]
         assert {k: config.data[k] for k in full["data"]} == full["data"]
+
+
+def test_the_base_vlm_is_the_bench_vlm_with_question_loss():
+    from polymodal.bench.vlm import vlm_config
+    from polymodal.train.vlm import load_vlm_config
+
+    for quick in (True, False):
+        base, bench = claim.base_config(quick), vlm_config(quick)
+        assert base.task.options == {"question_loss": True}
+        assert bench.task.options == {}  # the other checks' VLM is untouched
+        assert base.model == bench.model and base.data == bench.data
+    stage1 = load_stage_config("nexus_o_stage1")
+    assert load_vlm_config(None, stage1.base_overrides).task.options == {"question_loss": True}

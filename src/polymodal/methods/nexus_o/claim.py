@@ -16,6 +16,7 @@ then measures on the same test items (test voices never heard in training):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ from polymodal.methods.nexus_o.recipe import (
     make_loader,
 )
 from polymodal.methods.nexus_o.stages import answer_correct, stage_collator
-from polymodal.train.vlm import cached_vlm
+from polymodal.train.config import TaskConfig
+from polymodal.train.vlm import VLMConfig, cached_vlm
 from polymodal.train.wer import normalize_transcript
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -52,12 +54,15 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "data": {"train": 2000, "val": 100, "test": 300, "train_questions": 4},
         "epochs": {1: 6, 2: 3, 3: 10},
-        "testbed": 6,
+        "testbed": 24,
         "speech_items": 80,
     },
 }
 """Spoken data, stage epochs, testbed utterances and spoken answers judged; the base VLM is
-the bench's (:func:`polymodal.bench.vlm.vlm_config`)."""
+the bench's with its LM also trained on the question words (:func:`base_config`)."""
+
+CODE = ("polymodal.methods.nexus_o.recipe",)
+"""The modules whose code keys the cached stage runs."""
 
 SPOKEN_MARGIN = -0.03
 TYPED_MARGIN = -0.01
@@ -65,20 +70,37 @@ RHO_MIN = 0.8
 SPEECH_RATIO = 0.8
 
 
-def _stages(context: Context, size: dict[str, Any], base_dir: Path) -> Path:
-    """Train stages 1-3 (``configs/nexus_o_stage{1,2,3}.yaml`` plus the size's overrides)
-    into ``context.out_dir``; returns the stage-3 run folder."""
-    previous = str(base_dir)
+def base_config(quick: bool) -> VLMConfig:
+    """The bench VLM (:func:`polymodal.bench.vlm.vlm_config`) with its language model also
+    trained on the question words: real omni models start from a VLM whose LM was
+    pre-trained on text, and a frozen LM that never modelled text cannot transcribe."""
+    config = vlm_config(quick)
+    task = TaskConfig(kind="vqa", options={"question_loss": True})
+    return dataclasses.replace(config, name=f"{config.name}-question-loss", task=task)
+
+
+def _stages(size: dict[str, Any], base_dir: Path) -> list[Path]:
+    """Stages 1-3 (``configs/nexus_o_stage{1,2,3}.yaml`` plus the size's overrides), each
+    trained once into the cache (keyed by its config, the previous stage's folder and the
+    recipe's code; an interrupted stage resumes); returns the three run folders."""
+    from polymodal.data.cache import run_folder
+
+    previous, folders = str(base_dir), []
     for stage in (1, 2, 3):
         start = "base" if stage == 1 else "init_from"
         overrides = [
-            f"out_dir={context.out_dir / f'stage{stage}'}",
             f"{start}={previous}",
             f"epochs={size['epochs'][stage]}",
             *(f"data.{k}={v}" for k, v in size["data"].items()),
         ]
-        previous = str(fit_stage(load_stage_config(f"nexus_o_stage{stage}", overrides))[0])
-    return Path(previous)
+        config = load_stage_config(f"nexus_o_stage{stage}", overrides)
+        params = {k: v for k, v in dataclasses.asdict(config).items() if k != "out_dir"}
+        folder = run_folder(f"bench/nexus_o/stage{stage}", params, code=CODE)
+        if not (folder / "metrics.json").is_file():
+            fit_stage(dataclasses.replace(config, out_dir=str(folder)), resume=True)
+        previous = str(folder)
+        folders.append(folder)
+    return folders
 
 
 def _accuracies(run: Any, base: Any, test: Any) -> dict[str, np.ndarray]:
@@ -116,14 +138,16 @@ def _spoken_answers(run: Any, test: Any, items: int, whisper: Any) -> tuple[Any,
     return ours, espeak, said, heard
 
 
-def _testbed(size: int, whisper: Any) -> tuple[Any, list[Part], Table]:
+def _testbed(size: int, recognizer: Any, sentences: str) -> tuple[list[Part], Table]:
+    """WER of ``recognizer`` per scenario x severity on one sentence set of the testbed,
+    and per scenario the part ρ(severity, WER) >= 0.8 (bootstrap over utterances)."""
     from polymodal.bench.asr_testbed.score import score_testbed
     from polymodal.data.synth.asr_testbed import build_testbed
     from polymodal.train.wer import normalize_transcript as norm
     from polymodal.train.wer import word_errors
 
-    bed = build_testbed(size=size)
-    scores = score_testbed(whisper, bed)
+    bed = build_testbed(size=size, sentences=sentences)
+    scores = score_testbed(recognizer, bed, sentences)
     parts, rows = [], []
     levels = scores.severities()
     refs = [norm(t) for t in bed.transcripts]
@@ -160,21 +184,23 @@ def _testbed(size: int, whisper: Any) -> tuple[Any, list[Part], Table]:
         )
     clean = f"{100 * scores.wer('clean', 0).wer:.1f}"
     table = Table(
-        f"Whisper tiny.en WER % on the ASR testbed ({size} utterances; clean {clean} %)",
+        f"{recognizer.name} WER % on the ASR testbed, {sentences} sentences ({size} "
+        f"utterances; clean {clean} %)",
         ["scenario", *(f"severity {s}" for s in levels), "ρ"],
         rows,
     )
-    return scores, parts, table
+    return parts, table
 
 
 def run(context: Context) -> Outcome:
     from polymodal.bench.asr_testbed.recognizers import WhisperTinyEn
+    from polymodal.methods.nexus_o.recognizer import NexusOTranscriber
 
     size = SIZES["quick" if context.quick else "full"]
     start = time.time()
-    base = cached_vlm(vlm_config(context.quick))
-    stage3 = _stages(context, size, base.run_dir)
-    run_ = load_omni(stage3)
+    base = cached_vlm(base_config(context.quick))
+    stages = _stages(size, base.run_dir)
+    run_ = load_omni(stages[-1])
     test = load_spoken_shapes_vqa("test", **size["data"])
     acc = _accuracies(run_, base, test)
     spoken_vs_typed = paired_difference([acc["spoken"]], [acc["typed"]])
@@ -182,7 +208,8 @@ def run(context: Context) -> Outcome:
     whisper = WhisperTinyEn()
     ours, espeak, said, heard = _spoken_answers(run_, test, size["speech_items"], whisper)
     speech = paired_difference([ours], [SPEECH_RATIO * espeak])
-    scores, rho_parts, bed_table = _testbed(size["testbed"], whisper)
+    rho_parts, bed_table = _testbed(size["testbed"], whisper, "everyday")
+    _, own_table = _testbed(size["testbed"], NexusOTranscriber(stages[0]), "shapes")
     parts = [
         Part.of("spoken − typed accuracy (omni)", spoken_vs_typed, SPOKEN_MARGIN),
         Part.of("typed accuracy omni − base VLM", typed_vs_base, TYPED_MARGIN),
@@ -190,8 +217,8 @@ def run(context: Context) -> Outcome:
         Part.of("Whisper-recognised spoken answers − 0.8 × espeak ceiling", speech, 0.0),
     ]
     stage_metrics = {
-        s: json.loads((Path(context.out_dir) / f"stage{s}" / "metrics.json").read_text())
-        for s in (1, 2, 3)
+        s: json.loads((folder / "metrics.json").read_text())
+        for s, folder in zip((1, 2, 3), stages, strict=True)
     }
     accuracy_table = Table(
         "Test accuracy on the same items (test voices unheard in training)",
@@ -234,10 +261,11 @@ def run(context: Context) -> Outcome:
         },
         parts=parts,
         seeds=[0],
-        tables=[accuracy_table, stage_table, speech_table, bed_table],
+        tables=[accuracy_table, stage_table, speech_table, bed_table, own_table],
         notes=(
             f"Spoken Shapes-VQA {size['data']}; stage epochs {size['epochs']}; base VLM "
-            f"{base.config.name} (test acc {base.metrics.get('test_acc', float('nan')):.3f}); "
+            f"{base.config.name} (trained by this code; test acc "
+            f"{base.metrics.get('test_acc', float('nan')):.3f}); "
             f"ASR testbed {size['testbed']} utterances x 5 scenarios x 5 severities; "
             f"{len(ours)} spoken answers judged. One seed. {time.time() - start:.0f} s."
         ),

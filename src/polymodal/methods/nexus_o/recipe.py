@@ -31,8 +31,9 @@ from polymodal.methods.nexus_o.model import NexusO, NexusOConfig
 from polymodal.methods.nexus_o.speech_out import answer_frames, fit_units
 from polymodal.methods.nexus_o.stages import StageModule, answer_correct, stage_collator, transcribe
 from polymodal.methods.nexus_o.tokens import add_audio_token
-from polymodal.train.checkpoint import load_weights, save_weights
+from polymodal.train.checkpoint import SafetensorsCheckpointIO, load_weights, save_weights
 from polymodal.train.config import apply_overrides, from_dict, read_config_file
+from polymodal.train.datamodule import EpochSeededSampler
 from polymodal.train.vlm import TrainedVLM, cached_vlm, load_vlm, load_vlm_config
 from polymodal.train.vqa_batches import PromptFormat
 
@@ -171,8 +172,58 @@ def answer_units(run: OmniRun, seed: int = 0) -> dict[int, Tensor]:
 def make_loader(
     dataset: Any, collate: Any, batch_size: int, shuffle: bool, seed: int
 ) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    """Batches of ``dataset``; shuffled by ``(seed, epoch)`` alone, so a resumed stage sees
+    the batches an uninterrupted one would."""
+    sampler = EpochSeededSampler(len(dataset), seed) if shuffle else None
+    return DataLoader(dataset, batch_size, sampler=sampler, collate_fn=collate)
+
+
+def train_stage(
+    run: OmniRun,
+    train: Any,
+    config: StageConfig,
+    units: dict[int, Tensor] | None = None,
+    resume: bool = False,
+) -> None:
+    """Train ``run.model`` (in place) on ``train`` for one stage, checkpointing every epoch.
+
+    Args:
+        run: the omni model, at the stage's start.
+        train: the stage's Spoken Shapes-VQA training samples.
+        config: the stage (``out_dir`` receives ``checkpoints/last.ckpt``).
+        units: stage 3's answer units (:func:`answer_units`).
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists; the
+            stage then ends with the weights of an uninterrupted one.
+
+    Raises:
+        ConfigError: ``out_dir`` holds a checkpoint and ``resume`` is off.
+    """
+    import lightning as L
+
+    from polymodal.train.recipe import LAST, _quiet_lightning
+
+    _quiet_lightning()
+    last = Path(config.out_dir) / "checkpoints" / LAST
+    if last.exists() and not resume:
+        raise ConfigError(
+            f"{config.out_dir} already holds a stage run; pass --resume to continue it "
+            "or choose another out_dir"
+        )
+    loader = make_loader(
+        train, stage_collator(run.model, config.stage), config.batch_size, True, config.seed
+    )
+    module = StageModule(run.model, config.stage, config.lr, config.epochs * len(loader), units)
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(last.parent, save_last=True)
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[checkpoints],
+        plugins=[SafetensorsCheckpointIO()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, loader, ckpt_path=str(last) if last.exists() else None)
 
 
 def evaluate_stage(run: OmniRun, test: Any, batch_size: int = 64) -> dict[str, float]:
@@ -182,9 +233,10 @@ def evaluate_stage(run: OmniRun, test: Any, batch_size: int = 64) -> dict[str, f
     model = run.model.eval()
     asr = make_loader(test, stage_collator(model, 1), batch_size, False, 0)
     refs, hyps = [], []
+    end_id = run.tokenizer.token_to_id("?")
     for batch in asr:
-        for ids, row in zip(batch.labels, transcribe(model, batch), strict=True):
-            words = [int(t) for t in ids if t >= 0 and t != model.fmt.eos]
+        for ids, row in zip(batch.labels, transcribe(model, batch, end_id), strict=True):
+            words = [int(t) for t in ids if t >= 0]
             refs.append(" ".join(run.tokenizer.id_to_token(t) for t in words))
             hyps.append(" ".join(run.tokenizer.id_to_token(t) for t in row))
     wer, low, high = corpus_wer(refs, hyps)
@@ -202,10 +254,11 @@ def base_vlm(config: StageConfig) -> TrainedVLM:
     return cached_vlm(load_vlm_config(None, config.base_overrides))
 
 
-def fit_stage(config: StageConfig) -> tuple[Path, dict[str, float]]:
-    """Train one stage and test it; returns the run folder and the test metrics."""
-    import lightning as L
+def fit_stage(config: StageConfig, resume: bool = False) -> tuple[Path, dict[str, float]]:
+    """Train one stage and test it; returns the run folder and the test metrics.
 
+    ``resume`` continues an interrupted stage from its last epoch's checkpoint.
+    """
     torch.manual_seed(config.seed)
     if config.stage == 1:
         run = from_vlm(base_vlm(config), from_dict(NexusOConfig, config.model, "model"))
@@ -213,19 +266,7 @@ def fit_stage(config: StageConfig) -> tuple[Path, dict[str, float]]:
         run = load_omni(config.init_from)
     train, test = (load_spoken_shapes_vqa(s, **config.data) for s in ("train", "test"))
     units = answer_units(run, config.seed) if config.stage == 3 else None
-    loader = make_loader(
-        train, stage_collator(run.model, config.stage), config.batch_size, True, config.seed
-    )
-    module = StageModule(run.model, config.stage, config.lr, config.epochs * len(loader), units)
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, loader)
+    train_stage(run, train, config, units, resume)
     metrics = evaluate_stage(run, test)
     out_dir = Path(config.out_dir)
     save_omni(run, out_dir, config, metrics)
@@ -235,7 +276,5 @@ def fit_stage(config: StageConfig) -> tuple[Path, dict[str, float]]:
 def fit_file(
     path: str | Path, overrides: Sequence[str] = (), resume: bool = False
 ) -> tuple[Path, dict[str, float]]:
-    """``polymodal fit configs/nexus_o_stageN.yaml``: one stage (no resuming; stages are short)."""
-    if resume:
-        raise ConfigError("Nexus-O stages do not resume; run the stage again")
-    return fit_stage(load_stage_config(path, overrides))
+    """``polymodal fit configs/nexus_o_stageN.yaml [--resume]``: one stage."""
+    return fit_stage(load_stage_config(path, overrides), resume)

@@ -80,8 +80,11 @@ def stage_collator(model: NexusO, stage: int, kinds: tuple[str, ...] | None = No
 
 
 @torch.no_grad()
-def transcribe(model: NexusO, batch: OmniBatch, max_words: int = 16) -> list[list[int]]:
-    """Greedy transcripts of ``asr`` rows (prompt ``<bos> <audio>×K``): token ids per row."""
+def transcribe(
+    model: NexusO, batch: OmniBatch, end_id: int, max_words: int = 16
+) -> list[list[int]]:
+    """Greedy transcripts of ``asr`` rows (prompt ``<bos> <audio>×K``): token ids per row,
+    each up to and including ``end_id`` (the question mark) or ``max_words`` long."""
     model.eval()
     prompt_len = 1 + model.config.audio_tokens
     ids = torch.stack(
@@ -92,7 +95,7 @@ def transcribe(model: NexusO, batch: OmniBatch, max_words: int = 16) -> list[lis
     )
     rows = [[] for _ in range(len(ids))]
     done = torch.zeros(len(ids), dtype=torch.bool)
-    for _ in range(max_words + 1):
+    for _ in range(max_words):
         step = OmniBatch(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
@@ -108,9 +111,9 @@ def transcribe(model: NexusO, batch: OmniBatch, max_words: int = 16) -> list[lis
         ).logits[:, -1]
         token = logits.argmax(-1)
         for i, t in enumerate(token.tolist()):
-            if not done[i] and t != model.fmt.eos:
+            if not done[i]:
                 rows[i].append(t)
-        done |= token == model.fmt.eos
+        done |= token == end_id
         if bool(done.all()):
             break
         ids = torch.cat([ids, token[:, None]], 1)
