@@ -106,3 +106,16 @@ def test_conv_stem_video_vit_keeps_the_tube_grid_and_refuses_odd_patches() -> No
     torch.testing.assert_close(stem.patch_tokens(clip)[:, :4], stem.patch_tokens(later)[:, :4])
     with pytest.raises(ConfigError, match="divisible by 4"):
         ConvStemVideoViT(frames=4, image_size=12, tubelet=2, patch_size=6, in_channels=1, dim=12)
+
+
+def test_conv_stem_width_sets_the_channels_of_its_two_stages() -> None:
+    from polymodal.modules.vit3d import ConvStemVideoViT
+
+    stem = ConvStemVideoViT(
+        frames=4, image_size=16, tubelet=2, patch_size=8, in_channels=1, dim=12, stem_width=5
+    )
+    first, second = (
+        m for m in stem.patch_embed if isinstance(m, torch.nn.Conv3d) and m.bias is None
+    )
+    assert first.weight.shape == (5, 1, 1, 3, 3) and second.weight.shape == (10, 5, 1, 3, 3)
+    assert stem(torch.rand(2, 4, 1, 16, 16)).shape == (2, 8, 12)

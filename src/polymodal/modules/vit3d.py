@@ -299,16 +299,17 @@ class ConvStemVideoViT(VideoViT):
     al., "Early convolutions help transformers see better").
 
     Args: as :class:`VideoViT`; ``patch_size`` must be a multiple of 4.
+        stem_width: channels of the first stage (the second has twice as many).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stem_width: int = 8, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         tubelet, patch_h, patch_w = (
             s // g for s, g in zip(self.volume_size, self.grid, strict=True)
         )
         if patch_h % 4 or patch_w % 4:
             raise ConfigError(f"a conv stem needs a patch side divisible by 4, got {patch_h}")
-        width = 8  # a narrow stem: the blocks do the rest
+        width = stem_width
         last = (tubelet, patch_h // 4, patch_w // 4)
 
         def stage(c_in: int, c_out: int) -> list[nn.Module]:

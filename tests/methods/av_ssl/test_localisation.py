@@ -18,6 +18,21 @@ def test_similarity_map_is_the_cosine_of_audio_with_each_patch_in_grid_order() -
     torch.testing.assert_close(maps, want)
 
 
+def test_a_map_from_per_slice_audio_compares_each_slice_with_its_own_patches() -> None:
+    # Two time slices of two patches; the audio of slice 0 points along x, of slice 1
+    # along y: the same patches light up in one slice and not in the other.
+    audio = torch.tensor([[[1.0, 0.0], [0.0, 5.0]]])  # (B=1, t=2, E=2)
+    patches = torch.tensor([[[3.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 1.0]]])
+    maps = similarity_map(audio, patches, (2, 1, 2))
+    torch.testing.assert_close(maps, torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]]))
+    # One clip embedding is the same as that embedding repeated in every slice.
+    clip = torch.tensor([[1.0, 0.0]])
+    torch.testing.assert_close(
+        similarity_map(clip, patches, (2, 1, 2)),
+        similarity_map(clip[:, None].expand(1, 2, 2), patches, (2, 1, 2)),
+    )
+
+
 def test_box_iou_by_hand() -> None:
     a = torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
     b = torch.tensor([[2.0, 2.0, 6.0, 6.0], [0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0]])

@@ -32,6 +32,7 @@ def test_audio_visual_model_returns_logits_and_a_map_over_the_tube_grid() -> Non
     assert out.patches is not None and out.patches.shape == (3, 2 * 2 * 2, 32)
     assert out.localisation is not None and out.localisation.shape == (3, 2, 2, 2)
     assert out.localisation.abs().max() <= 1 + 1e-6  # cosine similarities
+    assert out.audio is not None and out.audio.shape == (3, 2, 32)  # one per time slice
 
 
 def test_single_modality_models_have_no_map() -> None:
@@ -79,6 +80,21 @@ def test_nce_is_log_batch_for_identical_similarities_and_small_for_matched_pairs
     matched = audio_video_nce(audio, patches, 0.1)
     want = -torch.log_softmax(torch.tensor([10.0, 0.0, 0.0]), dim=0)[0]
     torch.testing.assert_close(matched, want)
+
+
+def test_nce_with_per_slice_audio_averages_each_slice_best_patch() -> None:
+    # Two clips, two slices of one patch each. Clip 0's audio matches its own patches
+    # in both slices; clip 1's matches its own in slice 0 only (slice 1 is orthogonal).
+    audio = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    patches = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    # Pair similarities, mean over slices: s(0,0)=1, s(0,1)=0, s(1,0)=1/2, s(1,1)=1/2.
+    logits = torch.tensor([[1.0, 0.0], [0.5, 0.5]]) / 0.1
+    targets = torch.arange(2)
+    want = (
+        torch.nn.functional.cross_entropy(logits, targets)
+        + torch.nn.functional.cross_entropy(logits.T, targets)
+    ) / 2
+    torch.testing.assert_close(audio_video_nce(audio, patches, 0.1), want)
 
 
 @pytest.mark.parametrize("mix", ["guided", "box", "none"])

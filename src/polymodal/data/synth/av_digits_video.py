@@ -64,7 +64,7 @@ class AVDigitsVideoConfig:
     test: int = 500
     frames: int = 8
     size: int = 32
-    distractors: int = 2
+    distractors: int = 1
     voices: int = 60
     audio_snr_db: float = -15.0
     pixel_noise: float = 0.15

@@ -21,7 +21,7 @@ from polymodal.data.cache import run_folder
 from polymodal.methods.av_ssl.localisation import box_iou, map_boxes, random_boxes
 from polymodal.train.config import ExperimentConfig, load_config, on_device
 
-VIDEO, AUDIO, BOTH = "{video: {tubelet: 2, patch_size: 8, depth: 2}}", "{audio: {depth: 3}}", ""
+VIDEO, AUDIO, BOTH = "{video: {tubelet: 2, patch_size: 16, depth: 2}}", "{audio: {depth: 3}}", ""
 OFF = ("task.options.unlabelled_weight=0", "model.options.contrastive_weight=0")
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -58,7 +58,7 @@ class Budget:
     seeds: tuple[int, ...]
 
 
-FULL = Budget(data="{train: 400, val: 100, test: 300}", epochs=6, seeds=(0, 1, 2))
+FULL = Budget(data="{train: 2000, val: 200, test: 300}", epochs=4, seeds=(0, 1, 2))
 QUICK = Budget(data="{train: 60, val: 20, test: 30, voices: 20}", epochs=1, seeds=(0,))
 CODE = (
     "polymodal.train.recipe",

@@ -1,9 +1,12 @@
 """Audio-source localisation: where in the clip the sound comes from.
 
-The map is the cosine similarity between the clip's audio embedding and each
-video patch token (tube) — high where the patch looks like what is heard. A box of
-a fixed side is read off the map as the square of largest summed similarity, one
-per time slice, and scored against the true box of the sounding object by IoU.
+The map is the cosine similarity between the audio embedding and each video patch
+token (tube) — high where the patch looks like what is heard. The audio may be
+one embedding per clip or one per time slice of the patch grid: per slice, a
+patch also matches by *when* it changes with the sound (a sounding object moves
+with its sound; a silent one does not). A box of a fixed side is read off the map
+as the square of largest summed similarity, one per time slice, and scored
+against the true box of the sounding object by IoU.
 """
 
 from __future__ import annotations
@@ -13,19 +16,35 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def per_slice(audio: Tensor, patches: Tensor, slices: int) -> tuple[Tensor, Tensor]:
+    """Unit-length audio and patch embeddings, side by side per time slice.
+
+    Args:
+        audio: (B, E) one embedding per clip, or (B, t, E) one per time slice.
+        patches: (B, N, E) video patch embeddings, N = t·n in time-major order.
+        slices: t.
+
+    Returns:
+        ``(a, v)``: (B, t, E) audio (a clip embedding repeated) and (B, t, n, E) patches.
+    """
+    a = F.normalize(audio if audio.dim() == 3 else audio[:, None], dim=-1)
+    v = F.normalize(patches, dim=-1)
+    return a.expand(-1, slices, -1), v.reshape(v.shape[0], slices, -1, v.shape[-1])
+
+
 def similarity_map(audio: Tensor, patches: Tensor, grid: tuple[int, int, int]) -> Tensor:
     """Cosine similarity of the audio embedding with every video patch.
 
     Args:
-        audio: (B, E) audio embeddings.
+        audio: (B, E) audio embeddings, or (B, t, E) one per time slice.
         patches: (B, N, E) video patch embeddings, N = t·h·w in (time, row, column) order.
         grid: (t, h, w) patch grid.
 
     Returns:
         (B, t, h, w) similarities in [-1, 1].
     """
-    sims = torch.einsum("be,bne->bn", F.normalize(audio, dim=-1), F.normalize(patches, dim=-1))
-    return sims.reshape(-1, *grid)
+    a, v = per_slice(audio, patches, grid[0])
+    return torch.einsum("bse,bsne->bsn", a, v).reshape(-1, *grid)
 
 
 def map_boxes(maps: Tensor, frames: int, size: int, side: int) -> Tensor:

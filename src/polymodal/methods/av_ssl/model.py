@@ -11,11 +11,13 @@ other two through :meth:`AVSSLModel.unlabelled_terms`:
   unlabelled clips against the teacher's pseudo-labels mixed by area, counted where
   both clips' pseudo-labels are confident (:mod:`.mixing`);
 - ``L_c`` (γ3, ``contrastive_weight``): audio–video InfoNCE in which a clip pair's
-  similarity is the best match of the audio embedding over the video's patch
-  tokens, which is what teaches the patches the sound comes from to light up.
+  similarity is, per time slice of the patch grid, the best match of that slice's
+  audio embedding over the slice's patch tokens, averaged over slices — what
+  teaches the patches the sound comes from (and that change with it) to light up.
 
-The localisation map is the audio–patch cosine similarity
-(:func:`.localisation.similarity_map`), computed by the teacher for guided mixing.
+The localisation map is the cosine similarity of each time slice's audio
+embedding with that slice's patch tokens (:func:`.localisation.similarity_map`),
+computed by the teacher for guided mixing.
 One class covers every variant of the check: video only (with tube mixing: the
 SVFormer-style baseline), audio only, and both (no mixing, a random box, or the
 localised box).
@@ -33,7 +35,7 @@ from torch import Tensor, nn
 
 from polymodal.data.contract import present, validate_batch
 from polymodal.errors import ConfigError, DataError
-from polymodal.methods.av_ssl.localisation import map_boxes, random_boxes, similarity_map
+from polymodal.methods.av_ssl.localisation import map_boxes, per_slice, random_boxes, similarity_map
 from polymodal.methods.av_ssl.mixing import (
     box_masks,
     mixed_targets,
@@ -55,7 +57,8 @@ class AVOutput:
 
     Attributes:
         logits: (B, C) class scores.
-        audio: (B, E) projected audio embedding, or None without an audio encoder.
+        audio: (B, t, E) projected audio embedding per time slice of the video's patch
+            grid, or None unless both modalities are encoded.
         patches: (B, N, E) projected video patch embeddings, or None without video.
         localisation: (B, t, h, w) audio–patch similarity, when both are encoded.
     """
@@ -148,8 +151,11 @@ class AVSSLModel(nn.Module):
         if self.audio is not None:
             tokens = self.audio(_required(batch, "audio"))  # (B, N_a, D)
             pooled.append(_masked(tokens.mean(dim=1), present(batch, "audio")))
-            if self.project_audio is not None:
-                out.audio = self.project_audio(tokens.mean(dim=1))  # (B, E)
+            if self.project_audio is not None and self.video is not None:
+                # The audio tokens pooled onto the video's t time slices (both span
+                # the clip), so a patch can match the sound of its own moment.
+                slices = F.adaptive_avg_pool1d(tokens.transpose(1, 2), self.video.grid[0])
+                out.audio = self.project_audio(slices.transpose(1, 2))  # (B, t, E)
         if out.audio is not None and out.patches is not None:
             out.localisation = similarity_map(out.audio, out.patches, self.video.grid)  # type: ignore[union-attr]
         out.logits = self.head(torch.cat(pooled, dim=-1))
@@ -194,18 +200,20 @@ class AVSSLModel(nn.Module):
 
 
 def audio_video_nce(audio: Tensor, patches: Tensor, temperature: float) -> Tensor:
-    """Symmetric InfoNCE over a batch with a clip pair's similarity taken at its best patch.
+    """Symmetric InfoNCE over a batch; a clip pair's similarity is, per time slice, the
+    audio's best match over that slice's patches, averaged over the slices.
 
     Args:
-        audio: (B, E) audio embeddings.
-        patches: (B, N, E) video patch embeddings.
+        audio: (B, E) audio embeddings (one slice), or (B, t, E) one per time slice.
+        patches: (B, N, E) video patch embeddings, N = t·n in time-major order.
         temperature: τ; logits are similarities / τ.
 
     Returns:
         () mean of the audio→video and video→audio cross-entropies, pair (i, i) positive.
     """
-    a, v = F.normalize(audio, dim=-1), F.normalize(patches, dim=-1)
-    logits = torch.einsum("ie,jne->ijn", a, v).amax(dim=-1) / temperature  # (B, B)
+    a, v = per_slice(audio, patches, audio.shape[1] if audio.dim() == 3 else 1)
+    best = torch.einsum("ise,jsne->ijsn", a, v).amax(dim=-1)  # (B, B, t)
+    logits = best.mean(dim=-1) / temperature  # (B, B)
     targets = torch.arange(a.shape[0], device=a.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
@@ -254,7 +262,10 @@ def build_av_ssl(
     if "video" in modalities:
         spec = dict(modalities["video"])
         frames, channels, height, width = spec.pop("shape")
-        stem = ConvStemVideoViT if spec.pop("conv_stem", True) else VideoViT
+        stem_options = (
+            {"stem_width": spec.pop("stem_width", 8)} if spec.pop("conv_stem", True) else {}
+        )
+        stem = ConvStemVideoViT if stem_options else VideoViT
         video = stem(
             frames=frames,
             image_size=(height, width),
@@ -264,6 +275,7 @@ def build_av_ssl(
             patch_size=spec.pop("patch_size", 4),
             depth=spec.pop("depth", 2),
             num_heads=spec.pop("num_heads", 4),
+            **stem_options,
         )
         _no_leftovers("video", spec)
     if "audio" in modalities:
