@@ -119,6 +119,9 @@ class ClipLayers(nn.Module):
         model: a ``CLIPVisionModel`` (pretrained from a local path, or a tiny config).
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.vit = model
@@ -261,18 +264,27 @@ def build_bank(
     has_text: Tensor,
     batch_size: int = 128,
 ) -> FeatureBank:
-    """Encode N rows with the frozen backbones into a :class:`FeatureBank`."""
-    visual, text, lengths = [], [], []
-    for start in range(0, len(texts), batch_size):
-        rows = slice(start, start + batch_size)
-        out = backbones.encode(images[rows], texts[rows], has_image[rows], has_text[rows])
-        visual.append(out.visual.half())
-        for i in range(out.text.shape[0]):
-            keep = ~out.text_padding[i] if bool(out.has_text[i]) else out.text_padding[i] & False
-            text.append(out.text[i][:, keep].transpose(0, 1).half())  # (L_i, K, D_t)
-            lengths.append(int(keep.sum()))
+    """Encode N rows with the frozen backbones into a :class:`FeatureBank`.
+
+    Rows go through the backbones in order of text length, so a batch pads its texts
+    little (the text encoder dominates the cost); the bank keeps the given order.
+    """
+    n = len(texts)
+    order = sorted(range(n), key=lambda i: len(texts[i]) if bool(has_text[i]) else 0)
+    visual: list[Tensor] = [torch.empty(0)] * n
+    text: list[Tensor] = [torch.empty(0)] * n
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size]
+        out = backbones.encode(
+            images[rows], [texts[i] for i in rows], has_image[rows], has_text[rows]
+        )
+        for j, i in enumerate(rows):
+            keep = ~out.text_padding[j] & out.has_text[j]
+            visual[i] = out.visual[j].half()
+            text[i] = out.text[j][:, keep].transpose(0, 1).half()  # (L_i, K, D_t)
+    lengths = [len(t) for t in text]
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
     offsets[1:] = torch.tensor(lengths).cumsum(0)
     return FeatureBank(
-        torch.cat(visual), torch.cat(text), offsets, has_text.bool(), has_image.bool()
+        torch.stack(visual), torch.cat(text), offsets, has_text.bool(), has_image.bool()
     )

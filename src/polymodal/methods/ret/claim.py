@@ -29,7 +29,6 @@ from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import Part, mean_over_seeds, paired_difference
 from polymodal.methods.ret.data import all_banks
 from polymodal.methods.ret.experiment import (
-    VARIANTS,
     Setup,
     encode,
     hits,
@@ -38,7 +37,7 @@ from polymodal.methods.ret.experiment import (
     score_all,
     train_retriever,
 )
-from polymodal.methods.ret.model import ReTEncoder
+from polymodal.methods.ret.model import VARIANTS, ReTEncoder
 from polymodal.methods.ret.plots import gate_plot, recall_plot
 
 OURS, LAST, POOLED = VARIANTS

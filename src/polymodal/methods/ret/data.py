@@ -30,8 +30,14 @@ from torch.utils.data import Dataset
 
 from polymodal.data.cache import run_folder
 from polymodal.data.registry import register_dataset
-from polymodal.data.specs import MODALITIES, TARGETS, ModalitySpec, TargetSpec
-from polymodal.data.specs import register_modality, register_target
+from polymodal.data.specs import (
+    MODALITIES,
+    TARGETS,
+    ModalitySpec,
+    TargetSpec,
+    register_modality,
+    register_target,
+)
 from polymodal.data.synth.shapes_retrieval import load_shapes_retrieval
 from polymodal.errors import ConfigError
 from polymodal.methods.ret.backbones import (
@@ -264,4 +270,3 @@ class TripleDataset(Dataset[dict[str, Tensor]]):
 def ret_features(split: str, **options: Any) -> TripleDataset:
     """The ``split`` of ReT training triples (options: :class:`FeatureSource`)."""
     return TripleDataset(feature_banks(source_of(options), split))
-

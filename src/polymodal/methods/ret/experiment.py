@@ -23,9 +23,8 @@ from torch import Tensor
 from polymodal.errors import ConfigError
 from polymodal.methods.ret.backbones import FeatureBank
 from polymodal.methods.ret.data import CODE as DATA_CODE
-from polymodal.methods.ret.data import FeatureSource, SplitBanks, all_banks
+from polymodal.methods.ret.data import FeatureSource, SplitBanks
 from polymodal.methods.ret.model import (
-    VARIANTS,
     BackboneTokens,
     ReTEncoder,
     Retriever,

@@ -78,7 +78,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
         except ValueError as err:
             raise DataError(f"{path}:{n} is not valid JSON ({err.args[0]})") from None
         if not isinstance(record, dict) or "id" not in record:
-            raise DataError(f"{path}:{n} needs an object with an \"id\"")
+            raise DataError(f'{path}:{n} needs an object with an "id"')
         if not record.get("image") and not record.get("text"):
             raise DataError(f"{path}:{n} ({record['id']}) has neither an image nor a text")
         records.append(record)
@@ -123,6 +123,8 @@ def load_pairs(folder: str | Path, split: str, image_size: int = 48) -> RowsSpli
     if not folder.is_dir():
         raise DataError(f"pairs folder {folder} does not exist")
     documents = _records(_path(folder, FILES[0]))
+    if len(documents) < 2:
+        raise DataError(f"{folder / FILES[0]} needs at least 2 documents to rank")
     doc_row = {str(d["id"]): i for i, d in enumerate(documents)}
     if len(doc_row) != len(documents):
         raise DataError(f"{folder / FILES[0]} repeats a document id")

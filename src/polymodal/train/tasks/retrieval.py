@@ -104,7 +104,9 @@ def collection(
     pool_ids = ids[0] if negative is None else torch.cat(ids)
     unique, inverse = torch.unique(pool_ids, return_inverse=True)
     first = torch.full((len(unique),), len(pool_ids), device=pool_ids.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(len(pool_ids), device=pool_ids.device), "amin")
+    first = first.scatter_reduce(
+        0, inverse, torch.arange(len(pool_ids), device=pool_ids.device), "amin"
+    )
     order = first.argsort()  # ids in order of first appearance
     column = torch.empty_like(order)
     column[order] = torch.arange(len(order), device=order.device)
@@ -164,7 +166,9 @@ class ContrastiveRetrievalModule(TaskModule):
     ) -> None:
         super().__init__(model, **kwargs)
         if monitor_at not in RECALL_AT:
-            raise ConfigError(f"task.options.monitor_at must be one of {RECALL_AT}, got {monitor_at}")
+            raise ConfigError(
+                f"task.options.monitor_at must be one of {RECALL_AT}, got {monitor_at}"
+            )
         self.monitor = f"val_recall@{monitor_at}"  # type: ignore[misc]  # per run, not per class
         self.symmetric = symmetric
         self._embedded: list[dict[str, Tensor]] = []
@@ -189,7 +193,9 @@ class ContrastiveRetrievalModule(TaskModule):
         if getattr(out, "hard_negative", None) is not None:
             rows["negative"] = out.hard_negative
         rows |= {key: batch[key] for key in IDS if key in batch}
-        self._embedded.append({k: v.detach().float() if v.is_floating_point() else v for k, v in rows.items()})
+        self._embedded.append(
+            {k: v.detach().float() if v.is_floating_point() else v for k, v in rows.items()}
+        )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._embed(batch)
