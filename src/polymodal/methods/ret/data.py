@@ -28,16 +28,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from polymodal.data import specs
 from polymodal.data.cache import run_folder
 from polymodal.data.registry import register_dataset
-from polymodal.data.specs import (
-    MODALITIES,
-    TARGETS,
-    ModalitySpec,
-    TargetSpec,
-    register_modality,
-    register_target,
-)
 from polymodal.data.synth.shapes_retrieval import load_shapes_retrieval
 from polymodal.errors import ConfigError
 from polymodal.methods.ret.backbones import (
@@ -60,14 +53,16 @@ CODE = (
 )
 VISION = ("shapes_vit", "clip")
 
+# Per side, the tokens of the K tapped layers; the text's length L varies per row.
 for _side in SIDES:
     _text, _visual = side_keys(_side)
-    if _text not in MODALITIES:
-        register_modality(_text, ModalitySpec("(K, L, D_t)", (3,), length_axis=-2, variable=True))
-        register_modality(_visual, ModalitySpec("(K, N, D_v)", (3,)))
-for _key in ("document_id", "negative_id"):
-    if _key not in TARGETS:
-        register_target(_key, TargetSpec("()", (0,), "int64"))
+    if _text not in specs.MODALITIES:
+        _layers = specs.ModalitySpec("(K, L, D_t)", (3,), length_axis=-2, variable=True)
+        specs.register_modality(_text, _layers)
+        specs.register_modality(_visual, specs.ModalitySpec("(K, N, D_v)", (3,)))
+for _key in ("document_id", "negative_id"):  # rows of the split's collection
+    if _key not in specs.TARGETS:
+        specs.register_target(_key, specs.TargetSpec("()", (0,), "int64"))
 
 
 @dataclass(frozen=True)
