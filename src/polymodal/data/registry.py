@@ -37,6 +37,7 @@ _PROVIDERS = (
     "polymodal.data.synth.affordance_rgbd",
     "polymodal.data.real.agd20k",
     "polymodal.data.synth.spoken_shapes_vqa",
+    "polymodal.methods.ret.data",  # ReT's frozen-feature triples (string: no upward import)
 )
 
 

@@ -3,8 +3,9 @@
 Vision: our :class:`~polymodal.modules.encoders.ViTEncoder` (48-pixel images, 12-pixel
 patches = the scene grid's cells, 6 blocks, width 64), pre-trained once to name the
 shape under every patch (or background) on the training scenes,
-then frozen. Text: the real all-MiniLM-L6-v2 (6 layers, width 384), frozen. Layer k
-of the fusion reads block k of both (k = 1…6; the embeddings are not read).
+then frozen — or a Hugging Face ``CLIPVisionModel`` (:class:`ClipLayers`, local weights
+or a tiny config). Text: the real all-MiniLM-L6-v2 (6 layers, width 384), frozen.
+Layer k of the fusion reads block k of both (k = 1…6; the embeddings are not read).
 
 Both backbones are frozen, so a split's features are computed once and kept as a
 :class:`FeatureBank` (float16; text rows ragged, so a long description costs only its
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from polymodal.data.synth.shapes_render import COLORS, SHAPES
-from polymodal.errors import DataError
+from polymodal.errors import ConfigError
 from polymodal.hf.text_encoder import TextEncoder
 from polymodal.methods.ret.model import BackboneTokens
 from polymodal.modules.encoders import ViTEncoder
@@ -74,26 +75,121 @@ def pretrain_vit(
     return float(loss.detach())
 
 
-class FrozenBackbones(nn.Module):
-    """The vision and text backbones; :meth:`encode` taps every layer of both.
+def paired_layers(depth: int, layers: int) -> list[int]:
+    """``layers`` indices into a backbone of ``depth`` layers, evenly spaced and ending at
+    the last: layer k of the fusion reads the same relative depth of both backbones.
+
+    >>> paired_layers(12, 6), paired_layers(6, 6), paired_layers(2, 2)
+    ([1, 3, 5, 7, 9, 11], [0, 1, 2, 3, 4, 5], [0, 1])
+    """
+    return [round((k + 1) * depth / layers) - 1 for k in range(layers)]
+
+
+class ViTLayers(nn.Module):
+    """Our :class:`~polymodal.modules.encoders.ViTEncoder` as a tapped backbone.
 
     Args:
-        vit: the vision encoder (frozen here).
-        text: the text encoder (frozen here); must have as many layers as ``vit``.
+        vit: the encoder; reads (B, 3, S, S) images in [0, 1].
     """
 
-    def __init__(self, vit: ViTEncoder, text: TextEncoder) -> None:
+    def __init__(self, vit: ViTEncoder) -> None:
         super().__init__()
-        self.vit = vit.eval().requires_grad_(False)
+        self.vit = vit
+        self.depth = len(vit.blocks)
+        self.image_size = int(vit.image_size[0])
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Every block's tokens, (B, N, D) each (CLS first)."""
+        return list(self.vit(images.float(), output_hidden_states=True).hidden_states[1:])
+
+
+# CLIP's pixel normalisation (the constants of its image processor).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipLayers(nn.Module):
+    """A ``transformers`` ``CLIPVisionModel`` as a tapped backbone (every encoder layer,
+    through :class:`~polymodal.hf.vision_taps.VisionTaps`).
+
+    Images in [0, 1] are resized to the model's ``image_size`` and normalised with
+    CLIP's mean and standard deviation.
+
+    Args:
+        model: a ``CLIPVisionModel`` (pretrained from a local path, or a tiny config).
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.vit = model
+        config: Any = model.config
+        self.depth = int(config.num_hidden_layers)
+        self.image_size = int(config.image_size)
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN)[:, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD)[:, None, None], persistent=False)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Every encoder layer's tokens, (B, N, D) each (CLS first)."""
+        from polymodal.hf.vision_taps import VisionTaps
+
+        size = self.image_size
+        pixels = F.interpolate(images.float(), size=(size, size), mode="bilinear")
+        with VisionTaps(self.vit) as taps:
+            self.vit(pixel_values=(pixels - self.mean) / self.std)
+        return taps.hidden_states[1:]
+
+
+def load_clip_vision(path: str | None = None, config: dict[str, Any] | None = None) -> ClipLayers:
+    """A frozen ``CLIPVisionModel`` from a local folder (``path``: weights the user
+    has, never downloaded) or built from ``config`` (``CLIPVisionConfig`` options,
+    random weights: tests and smoke runs).
+
+    Raises:
+        ConfigError: neither or both given, or a path that holds no model.
+    """
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    if (path is None) == (config is None):
+        raise ConfigError("a CLIP vision backbone needs clip_path (a local folder) or clip_config")
+    if path is not None:
+        if not Path(path).is_dir():
+            raise ConfigError(f"clip_path {path} is not a folder holding a CLIP model")
+        model = CLIPVisionModel.from_pretrained(path, local_files_only=True)
+    else:
+        torch.manual_seed(0)
+        model = CLIPVisionModel(CLIPVisionConfig(**(config or {})))
+    return ClipLayers(model.eval().requires_grad_(False))
+
+
+class FrozenBackbones(nn.Module):
+    """The vision and text backbones; :meth:`encode` taps K layers of both.
+
+    K is the smaller depth; each backbone gives K of its layers evenly spaced by
+    depth (:func:`paired_layers`), so our 6-block ViT and 6-layer MiniLM pair block k
+    with layer k, and a 12-layer CLIP gives its layers 2, 4, …, 12.
+
+    Args:
+        vision: a :class:`ViTLayers` or :class:`ClipLayers` (a bare
+            :class:`~polymodal.modules.encoders.ViTEncoder` is wrapped); frozen here.
+        text: the text encoder (frozen here).
+    """
+
+    def __init__(self, vision: nn.Module, text: TextEncoder) -> None:
+        super().__init__()
+        if isinstance(vision, ViTEncoder):
+            vision = ViTLayers(vision)
+        self.vision = vision.eval().requires_grad_(False)
+        self.vit: nn.Module = vision.vit  # type: ignore[assignment]
         self.text = text.eval().requires_grad_(False)
         config: Any = text.model.config
-        text_layers = int(config.num_hidden_layers)
-        if text_layers != len(vit.blocks):
-            raise DataError(
-                f"the text encoder has {text_layers} layers, the ViT {len(vit.blocks)}; "
-                "fusion pairs layer k of both, so they must match"
-            )
-        self.layers = text_layers
+        text_depth, vision_depth = int(config.num_hidden_layers), int(vision.depth)  # type: ignore[arg-type]
+        self.layers = min(text_depth, vision_depth)
+        self.text_layers = paired_layers(text_depth, self.layers)
+        self.vision_layers = paired_layers(vision_depth, self.layers)
+        self.image_size: int = int(vision.image_size)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def encode(
@@ -106,12 +202,13 @@ class FrozenBackbones(nn.Module):
             texts: B strings; rows without text are ignored.
             has_image, has_text: (B,) bool.
         """
-        visual = self.vit(images.float(), output_hidden_states=True).hidden_states[1:]
+        visual = self.vision(images)
         encoded = self.text.encode([t or "." for t in texts])
+        text = encoded.hidden_states[1:]
         return BackboneTokens(
-            torch.stack(encoded.hidden_states[1:], dim=1),  # (B, K, L, D_t)
+            torch.stack([text[i] for i in self.text_layers], dim=1),  # (B, K, L, D_t)
             encoded.attention_mask == 0,
-            torch.stack(visual, dim=1),  # (B, K, N, D_v)
+            torch.stack([visual[i] for i in self.vision_layers], dim=1),  # (B, K, N, D_v)
             has_text.bool(),
             has_image.bool(),
         )
@@ -167,18 +264,27 @@ def build_bank(
     has_text: Tensor,
     batch_size: int = 128,
 ) -> FeatureBank:
-    """Encode N rows with the frozen backbones into a :class:`FeatureBank`."""
-    visual, text, lengths = [], [], []
-    for start in range(0, len(texts), batch_size):
-        rows = slice(start, start + batch_size)
-        out = backbones.encode(images[rows], texts[rows], has_image[rows], has_text[rows])
-        visual.append(out.visual.half())
-        for i in range(out.text.shape[0]):
-            keep = ~out.text_padding[i] if bool(out.has_text[i]) else out.text_padding[i] & False
-            text.append(out.text[i][:, keep].transpose(0, 1).half())  # (L_i, K, D_t)
-            lengths.append(int(keep.sum()))
+    """Encode N rows with the frozen backbones into a :class:`FeatureBank`.
+
+    Rows go through the backbones in order of text length, so a batch pads its texts
+    little (the text encoder dominates the cost); the bank keeps the given order.
+    """
+    n = len(texts)
+    order = sorted(range(n), key=lambda i: len(texts[i]) if bool(has_text[i]) else 0)
+    visual: list[Tensor] = [torch.empty(0)] * n
+    text: list[Tensor] = [torch.empty(0)] * n
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size]
+        out = backbones.encode(
+            images[rows], [texts[i] for i in rows], has_image[rows], has_text[rows]
+        )
+        for j, i in enumerate(rows):
+            keep = ~out.text_padding[j] & out.has_text[j]
+            visual[i] = out.visual[j].half()
+            text[i] = out.text[j][:, keep].transpose(0, 1).half()  # (L_i, K, D_t)
+    lengths = [len(t) for t in text]
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
     offsets[1:] = torch.tensor(lengths).cumsum(0)
     return FeatureBank(
-        torch.cat(visual), torch.cat(text), offsets, has_text.bool(), has_image.bool()
+        torch.stack(visual), torch.cat(text), offsets, has_text.bool(), has_image.bool()
     )

@@ -2,9 +2,10 @@
 last layer only, and copes better when the query image is missing (arXiv 2503.01980).
 
 Every model reads the same frozen features (our pre-trained ViT and MiniLM, six
-layers each) of Shapes-Retrieval and trains with the same data, steps, batch,
-learning rate and schedule, keeping its best validation Recall@5. Test queries rank
-the whole test collection (hard-negative twins included).
+layers each) of Shapes-Retrieval and trains through the platform (``polymodal fit``
+with the ``ret`` config, cached runs) with the same data, epochs, batch, learning
+rate and schedule, keeping its best validation Recall@5. Test queries rank the whole
+test collection (hard-negative twins included).
 
 The criterion, fixed before running (two parts, both must hold):
 
@@ -26,10 +27,9 @@ from polymodal.bench.claims import ClaimCheck, Context, Outcome
 from polymodal.bench.registry import register
 from polymodal.bench.report import mean_std, table
 from polymodal.bench.verdict import Part, mean_over_seeds, paired_difference
+from polymodal.methods.ret.data import all_banks
 from polymodal.methods.ret.experiment import (
-    VARIANTS,
     Setup,
-    all_banks,
     encode,
     hits,
     mean_gates,
@@ -37,7 +37,7 @@ from polymodal.methods.ret.experiment import (
     score_all,
     train_retriever,
 )
-from polymodal.methods.ret.model import ReTEncoder
+from polymodal.methods.ret.model import VARIANTS, ReTEncoder
 from polymodal.methods.ret.plots import gate_plot, recall_plot
 
 OURS, LAST, POOLED = VARIANTS
@@ -46,9 +46,8 @@ FULL = Setup()
 QUICK = Setup(
     data={"train": 240, "val": 80, "test": 120},
     vit_steps=30,
-    steps=20,
+    epochs=2,
     batch_size=16,
-    eval_every=10,
 )
 CURVE_K = 20
 CONDITIONS = {"image + text": None, "image removed": "image", "text removed": "text"}
@@ -72,7 +71,7 @@ def run(context: Context) -> Outcome:
     setup = QUICK if context.quick else FULL
     seeds = SEEDS[:1] if context.quick else SEEDS
     torch.set_grad_enabled(True)
-    train, val, test = all_banks(setup)
+    _, _, test = all_banks(setup.source)
     both = (test.kind == 0).numpy()  # queries with image and text
     ranks: dict[tuple[str, str], list[torch.Tensor]] = {}
     metrics: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -80,7 +79,7 @@ def run(context: Context) -> Outcome:
     gates: dict[str, list[np.ndarray]] = {"query": [], "document": []}
     jobs = [(v, s) for s in seeds for v in VARIANTS]
     for variant, seed in tqdm(jobs, desc="ret: training", disable=not context.progress):
-        model = train_retriever(variant, seed, setup, train, val)
+        model = train_retriever(variant, seed, setup, context.device)
         documents = encode(model.document, test.documents)
         for condition, drop in CONDITIONS.items():
             scores = score_all(encode(model.query, test.queries, drop), documents)
@@ -160,9 +159,9 @@ def run(context: Context) -> Outcome:
         notes=(
             f"Shapes-Retrieval {setup.data}: {len(test.target)} test queries "
             f"({int(both.sum())} image + text) against {len(test.documents)} test documents; "
-            f"every model {setup.steps} steps of {setup.batch_size} queries (each with its "
-            "document and hard-negative twin), AdamW lr "
-            f"{setup.lr} cosine, best validation Recall@5 of every {setup.eval_every} steps. "
+            f"every model trained by `polymodal fit ret` for {setup.epochs} epochs of "
+            f"{setup.batch_size} queries a step (each with its document and hard-negative "
+            f"twin), AdamW lr {setup.lr} cosine, best validation Recall@5 of the epochs. "
             "Frozen backbones: our ViT (6 blocks, pre-trained to name the shape under each patch, "
             f"{setup.vit_steps} steps) and all-MiniLM-L6-v2, both read at layers 1–6."
         ),
@@ -189,8 +188,8 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "builds MiniLM features of ~7,900 rows and trains nine retrievers (2,252 s on one "
-            "CPU thread shared with other jobs); run it with --only ret"
+            "builds MiniLM features of ~7,900 rows and trains nine retrievers with polymodal "
+            "fit (4,503 s on one CPU thread shared with other jobs); run it with --only ret"
         ),
         unit="Recall@5",
     )

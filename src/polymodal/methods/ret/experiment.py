@@ -1,8 +1,10 @@
-"""Training and scoring ReT and its baselines on Shapes-Retrieval (cached features).
+"""Training and scoring ReT and its baselines on Shapes-Retrieval.
 
-Every variant trains on the same feature banks with the same budget — steps, batch,
+Every variant trains through the platform (``polymodal fit`` with the packaged
+``ret`` config, :func:`~polymodal.train.recipe.train_cached`) on the same cached
+features (:mod:`polymodal.methods.ret.data`) with the same budget — epochs, batch,
 learning rate, schedule — and keeps the weights of its best validation Recall@5
-(checked every ``eval_every`` steps); the test split is only scored.
+(checked every epoch); the test split is only scored, here, over its whole collection.
 
 Variants (:data:`VARIANTS`): ``ret`` (the cell over all 6 layers), ``last_layer`` (the
 same cell over the last layer only) and ``pooled`` (single-vector dual encoder).
@@ -10,46 +12,32 @@ same cell over the last layer only) and ``pooled`` (single-vector dual encoder).
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
-from torchmetrics.retrieval import RetrievalMRR, RetrievalRecall
 
-from polymodal.data.cache import run_folder
-from polymodal.data.synth.shapes_retrieval import load_shapes_retrieval
 from polymodal.errors import ConfigError
-from polymodal.methods.ret.backbones import (
-    FeatureBank,
-    FrozenBackbones,
-    build_bank,
-    build_vit,
-    pretrain_vit,
-)
+from polymodal.methods.ret.backbones import FeatureBank
+from polymodal.methods.ret.data import CODE as DATA_CODE
+from polymodal.methods.ret.data import FeatureSource, SplitBanks
 from polymodal.methods.ret.model import (
     BackboneTokens,
-    PooledEncoder,
     ReTEncoder,
     Retriever,
     late_interaction,
+    retriever,
 )
-from polymodal.modules.encoders import ViTEncoder
+from polymodal.train.checkpoint import load_weights
+from polymodal.train.config import ExperimentConfig, check_run
+from polymodal.train.recipe import train_cached
+from polymodal.train.tasks.retrieval import ranking_metrics
 
-VARIANTS = ("ret", "last_layer", "pooled")
 TEXT_DIM, VISUAL_DIM, LAYERS = 384, 64, 6
-RECALL_AT = (1, 5, 10)
-CODE = (
-    "polymodal.methods.ret.experiment",
-    "polymodal.data.synth.shapes_retrieval",
-)
+CODE = (*DATA_CODE, "polymodal.methods.ret.model", "polymodal.methods.ret.experiment")
 
 
 @dataclass(frozen=True)
@@ -59,35 +47,27 @@ class Setup:
     Args:
         data: options of :func:`~polymodal.data.synth.shapes_retrieval.build_shapes_retrieval`.
         vit_steps: pre-training steps of the ViT.
-        steps: training steps of every variant.
+        epochs: training epochs of every variant (one pass over the training queries
+            each, validated at its end).
         batch_size: queries per step (each brings its document and hard negative).
-        lr: AdamW learning rate (cosine decay to 0).
-        eval_every: steps between validation checks.
+        lr: AdamW learning rate (cosine decay to 0 over the epochs).
     """
 
     data: dict[str, Any] = field(default_factory=lambda: {"train": 3000, "val": 600, "test": 1500})
     vit_steps: int = 300
-    steps: int = 300
+    epochs: int = 6
     batch_size: int = 24
     lr: float = 1e-3
-    eval_every: int = 100
+
+    @property
+    def source(self) -> FeatureSource:
+        return FeatureSource(shapes=self.data, vit_steps=self.vit_steps)
 
 
 def build_retriever(variant: str, seed: int = 0) -> Retriever:
-    """A fresh :class:`Retriever` of one of :data:`VARIANTS` (query and document sides
-    have their own weights)."""
+    """A fresh :class:`Retriever` of one of :data:`VARIANTS` on our backbones' features."""
     torch.manual_seed(seed)
-    if variant == "ret":
-        side: Callable[[], torch.nn.Module] = lambda: ReTEncoder(  # noqa: E731
-            TEXT_DIM, VISUAL_DIM, range(LAYERS)
-        )
-    elif variant == "last_layer":
-        side = lambda: ReTEncoder(TEXT_DIM, VISUAL_DIM, [LAYERS - 1])  # noqa: E731
-    elif variant == "pooled":
-        side = lambda: PooledEncoder(TEXT_DIM, VISUAL_DIM)  # noqa: E731
-    else:
-        raise ConfigError(f"unknown ReT variant {variant!r}; expected one of {VARIANTS}")
-    return Retriever(side(), side(), scale=32.0 if variant == "pooled" else 1.0)
+    return retriever(variant, TEXT_DIM, VISUAL_DIM, LAYERS)
 
 
 def model_version(model: torch.nn.Module) -> str:
@@ -99,87 +79,33 @@ def model_version(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-# ---------------------------------------------------------------- frozen features
+def _flow(values: dict[str, Any]) -> str:
+    """A dict as a YAML flow mapping (a config override's value)."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"
 
 
-def pretrained_vit(setup: Setup) -> ViTEncoder:
-    """The ViT pre-trained on the training scenes (cached by the data and steps)."""
-    folder = run_folder("ret/vit", {"data": setup.data, "steps": setup.vit_steps}, code=CODE)
-    vit = build_vit()
-    path = folder / "vit.safetensors"
-    if path.is_file():
-        vit.load_state_dict(load_file(str(path)))
-        return vit.eval().requires_grad_(False)
-    train = load_shapes_retrieval("train", **setup.data).documents
-    shown = train["image_mask"]
-    pretrain_vit(vit, train["image"][shown], train["scene"][shown], setup.vit_steps)
-    save_file(vit.state_dict(), str(path))
-    return vit
+def run_config(variant: str, seed: int, setup: Setup, device: str = "cpu") -> ExperimentConfig:
+    """The ``ret`` recipe config of one variant and seed at ``setup``'s sizes, its
+    ``out_dir`` in the run cache (keyed by the config and the code)."""
+    overrides = [
+        f"seed={seed}",
+        f"model.options.variant={variant}",
+        f"data.options.shapes={_flow(setup.data)}",
+        f"data.options.vit_steps={setup.vit_steps}",
+        f"data.batch_size={setup.batch_size}",
+        f"optim.lr={setup.lr}",
+        f"trainer.max_epochs={setup.epochs}",
+    ]
+    return check_run("ret", overrides, device, "ret/runs", CODE)
 
 
-def frozen_backbones(setup: Setup) -> FrozenBackbones:
-    from polymodal.hf.text_encoder import load_minilm
-
-    return FrozenBackbones(pretrained_vit(setup), load_minilm())
-
-
-@dataclass
-class SplitBanks:
-    """One split's features and its query targets."""
-
-    documents: FeatureBank
-    queries: FeatureBank
-    target: Tensor
-    hard_negative: Tensor
-    kind: Tensor
-
-
-def feature_banks(
-    setup: Setup, split: str, backbones: Callable[[], FrozenBackbones] | None = None
-) -> SplitBanks:
-    """The split's documents and queries through the frozen backbones (cached).
-
-    Args:
-        setup: the data and ViT options.
-        split: ``"train"``, ``"val"`` or ``"test"``.
-        backbones: gives the backbones when the banks must be built (default: loads them).
-    """
-    params = {"data": setup.data, "vit_steps": setup.vit_steps, "split": split}
-    folder = run_folder("ret/banks", params, code=CODE)
-    data = load_shapes_retrieval(split, **setup.data)
-    paths = {part: folder / f"{part}.safetensors" for part in ("documents", "queries")}
-    if not all(p.is_file() for p in paths.values()):
-        encoder = (backbones or (lambda: frozen_backbones(setup)))()
-        for part, path in paths.items():
-            rows = getattr(data, part)
-            texts = data.texts(part)
-            build_bank(
-                encoder, rows["image"], texts, rows["image_mask"], rows["text_ids_mask"]
-            ).save(path)
-    q = data.queries
-    return SplitBanks(
-        FeatureBank.load(paths["documents"]),
-        FeatureBank.load(paths["queries"]),
-        q["target"],
-        q["hard_negative"],
-        q["kind"],
-    )
-
-
-def all_banks(setup: Setup) -> tuple[SplitBanks, SplitBanks, SplitBanks]:
-    """Train, val and test banks; the backbones are loaded once, if at all."""
-    loaded: list[FrozenBackbones] = []
-
-    def backbones() -> FrozenBackbones:
-        if not loaded:
-            loaded.append(frozen_backbones(setup))
-        return loaded[0]
-
-    train, val, test = (feature_banks(setup, s, backbones) for s in ("train", "val", "test"))
-    return train, val, test
-
-
-# ---------------------------------------------------------------- scoring
+def train_retriever(variant: str, seed: int, setup: Setup, device: str = "cpu") -> Retriever:
+    """Train one variant through the platform (cached), returning the weights of its
+    best validation Recall@5, on the CPU, in eval mode."""
+    result = train_cached(run_config(variant, seed, setup, device))
+    model = build_retriever(variant, seed)
+    model.load_state_dict(load_weights(result.out_dir / "model.safetensors"))
+    return model.eval()
 
 
 @torch.no_grad()
@@ -229,24 +155,14 @@ def target_ranks(scores: Tensor, target: Tensor) -> Tensor:
 
 
 def retrieval_metrics(scores: Tensor, target: Tensor) -> dict[str, float]:
-    """Recall@1/5/10 and MRR of ranking all documents for every query (``torchmetrics``).
+    """Recall@1/5/10 and MRR of ranking all documents for every query (``torchmetrics``,
+    :func:`~polymodal.train.tasks.retrieval.ranking_metrics`).
 
     Args:
         scores: (N_q, N_d) scores, higher = more relevant.
         target: (N_q,) the one relevant document of each query.
     """
-    n_q, n_d = scores.shape
-    relevant = torch.zeros(n_q, n_d, dtype=torch.bool)
-    relevant[torch.arange(n_q), target] = True
-    indexes = torch.arange(n_q)[:, None].expand(n_q, n_d).flatten()
-    # torchmetrics ignores scores <= 0 in its top-k; shifting keeps every rank.
-    preds = (scores - scores.min() + 1).flatten()
-    out = {
-        f"recall@{k}": float(RetrievalRecall(top_k=k)(preds, relevant.flatten(), indexes=indexes))
-        for k in RECALL_AT
-    }
-    out["mrr"] = float(RetrievalMRR()(preds, relevant.flatten(), indexes=indexes))
-    return out
+    return {name: float(value) for name, value in ranking_metrics(scores, target).items()}
 
 
 def collection_ranks(model: Retriever, banks: SplitBanks, drop: str | None = None) -> Tensor:
@@ -256,62 +172,9 @@ def collection_ranks(model: Retriever, banks: SplitBanks, drop: str | None = Non
     return target_ranks(score_all(queries, documents), banks.target)
 
 
-# ---------------------------------------------------------------- training
-
-
-def train_retriever(
-    variant: str, seed: int, setup: Setup, train: SplitBanks, val: SplitBanks
-) -> Retriever:
-    """Train one variant (cached by variant, seed, setup and code); returns the
-    weights of the best validation Recall@5."""
-    folder = model_folder(variant, seed, setup)
-    model = build_retriever(variant, seed)
-    path = folder / "model.safetensors"
-    if path.is_file():
-        model.load_state_dict(load_file(str(path)))
-        return model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=setup.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, setup.steps)
-    best, best_state, history = -1.0, copy.deepcopy(model.state_dict()), []
-    for step in range(1, setup.steps + 1):
-        model.train()
-        rows = torch.randint(len(train.target), (setup.batch_size,), generator=generator)
-        loss = model.loss(
-            train.queries.gather(rows),
-            train.documents.gather(train.target[rows]),
-            train.documents.gather(train.hard_negative[rows]),
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % setup.eval_every == 0 or step == setup.steps:
-            recall = float((collection_ranks(model, val) <= 5).float().mean())
-            history.append({"step": step, "loss": float(loss.detach()), "val_recall@5": recall})
-            if recall > best:
-                best, best_state = recall, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    save_file(model.state_dict(), str(path))
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
-    return model.eval()
-
-
-def history(variant: str, seed: int, setup: Setup) -> list[dict[str, float]]:
-    """The validation history a cached training run wrote."""
-    path = model_folder(variant, seed, setup) / "history.json"
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
 def hits(ranks: Tensor, k: int) -> np.ndarray:
     """(N,) 1.0 where the target ranks in the top ``k``."""
     return (ranks <= k).float().numpy()
-
-
-def model_folder(variant: str, seed: int, setup: Setup) -> Path:
-    """Where :func:`train_retriever` keeps a variant's weights."""
-    params = {"variant": variant, "seed": seed, "setup": asdict(setup)}
-    return run_folder("ret/models", params, code=CODE)
 
 
 @torch.no_grad()

@@ -12,8 +12,8 @@ Scores are late interaction, ``s(q, d) = Σᵢ maxⱼ qᵢ·dⱼ`` (one token ea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -171,12 +171,62 @@ def late_interaction(query: Tensor, document: Tensor) -> Tensor:
     return sim.amax(dim=-1).sum(dim=-1)
 
 
+SIDES = ("query", "document", "negative")
+"""The sides of a training row: the query, its document and its hard negative."""
+
+
+def side_keys(side: str) -> tuple[str, str]:
+    """The batch keys of one side's features: ``<side>_text_layers`` (B, K, L, D_t) and
+    ``<side>_visual_layers`` (B, K, N, D_v)."""
+    return f"{side}_text_layers", f"{side}_visual_layers"
+
+
+class RetrievalTokens(NamedTuple):
+    """What :class:`Retriever` returns for a batch of training rows.
+
+    Attributes:
+        query: (B, Q, E) query tokens.
+        document: (B, P, E) tokens of each query's document.
+        hard_negative: (B, P, E) tokens of each query's hard negative, or None.
+        logit_scale: () multiplier of the scores in the loss.
+    """
+
+    query: Tensor
+    document: Tensor
+    hard_negative: Tensor | None
+    logit_scale: Tensor
+
+
+def side_features(batch: dict[str, Tensor], side: str) -> BackboneTokens | None:
+    """One side's :class:`BackboneTokens` out of a collated batch (None when absent).
+
+    A row without text has an all-False ``<side>_text_layers_mask`` row; one without
+    an image has ``<side>_visual_layers_mask`` False.
+    """
+    text_key, visual_key = side_keys(side)
+    if text_key not in batch or visual_key not in batch:
+        return None
+    text, visual = batch[text_key], batch[visual_key]
+    real = batch.get(f"{text_key}_mask")
+    if real is None:
+        real = torch.ones(text.shape[0], text.shape[2], dtype=torch.bool, device=text.device)
+    has_image = batch.get(f"{visual_key}_mask")
+    if has_image is None:
+        has_image = torch.ones(visual.shape[0], dtype=torch.bool, device=visual.device)
+    return BackboneTokens(text, ~real.bool(), visual, real.bool().any(dim=1), has_image.bool())
+
+
 class Retriever(nn.Module):
     """A query encoder, a document encoder and a learned logit scale.
 
+    Called on a batch of training rows (the ``ret_features`` dataset: each side's
+    per-layer tokens, see :func:`side_features`) it returns :class:`RetrievalTokens`;
+    :meth:`score` is late interaction. This is what the platform's
+    ``contrastive_retrieval`` task trains and ranks with.
+
     Args:
         query: encoder of the query side.
-        document: encoder of the document side.
+        document: encoder of the document side (also encodes hard negatives).
         scale: initial multiplier of the scores in the loss; 1 for ReT's 32-token sums,
             32 for single vectors, so both start with the same range of logits.
     """
@@ -186,6 +236,31 @@ class Retriever(nn.Module):
         self.query = query
         self.document = document
         self.log_scale = nn.Parameter(torch.tensor(float(scale)).log())
+
+    @staticmethod
+    def score(query: Tensor, document: Tensor) -> Tensor:
+        """(B_q, B_d) :func:`late_interaction` scores."""
+        return late_interaction(query, document)
+
+    def forward(self, batch: dict[str, Tensor]) -> RetrievalTokens:
+        """Encode a batch's queries, documents and (when there) hard negatives.
+
+        Raises:
+            DataError: the batch lacks query or document features.
+        """
+        query, document = side_features(batch, "query"), side_features(batch, "document")
+        if query is None or document is None:
+            raise DataError(
+                f"a retrieval batch needs {side_keys('query')} and {side_keys('document')}; "
+                f"it has {sorted(k for k in batch if not k.endswith('_mask'))}"
+            )
+        negative = side_features(batch, "negative")
+        b = document.text.shape[0]
+        both = document if negative is None else _concat(document, negative)
+        tokens = self.document(both).tokens
+        scale = self.log_scale.clamp(max=4.6052).exp()  # at most 100, as CLIP
+        hard = None if negative is None else tokens[b:]
+        return RetrievalTokens(self.query(query).tokens, tokens[:b], hard, scale)
 
     def loss(
         self, query: BackboneTokens, positive: BackboneTokens, hard_negative: BackboneTokens
@@ -232,3 +307,61 @@ def contrastive_loss(
     """
     logits = scale * late_interaction(query, torch.cat([positive, hard_negative]))  # (B, 2B)
     return F.cross_entropy(logits, torch.arange(query.shape[0], device=query.device))
+
+
+VARIANTS = ("ret", "last_layer", "pooled")
+"""ReT over every tapped layer, the same cell over the last layer only, and the
+single-vector dual encoder."""
+
+
+def retriever(
+    variant: str, text_dim: int, visual_dim: int, layers: int, dim: int = 64
+) -> Retriever:
+    """A fresh :class:`Retriever` of one of :data:`VARIANTS` (query and document sides
+    have their own weights).
+
+    Args:
+        variant: ``ret``, ``last_layer`` or ``pooled``.
+        text_dim, visual_dim: backbone widths D_t, D_v.
+        layers: K tapped layers in the features.
+        dim: the cell (or pooled encoder's hidden) width.
+
+    Raises:
+        ConfigError: an unknown variant.
+    """
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown ReT variant {variant!r}; expected one of {VARIANTS}")
+
+    def side() -> nn.Module:
+        if variant == "pooled":
+            return PooledEncoder(text_dim, visual_dim, dim)
+        read = range(layers) if variant == "ret" else [layers - 1]
+        return ReTEncoder(text_dim, visual_dim, read, dim)
+
+    return Retriever(side(), side(), scale=32.0 if variant == "pooled" else 1.0)
+
+
+def build_ret(
+    fusion: str, modalities: Mapping[str, Mapping[str, Any]], dim: int = 64, variant: str = "ret"
+) -> Retriever:
+    """The ``polymodal fit`` builder (``model.options.builder``) of ReT and its baselines.
+
+    Args:
+        fusion: unused (the variant says how layers are fused).
+        modalities: must hold ``query_text_layers`` (shape [K, L, D_t]) and
+            ``query_visual_layers`` (shape [K, N, D_v]); widths and K are read off them.
+        dim: the cell width (``model.dim``).
+        variant: ``ret`` (every layer), ``last_layer`` or ``pooled`` (``model.options.variant``).
+
+    Raises:
+        ConfigError: the feature modalities are not listed.
+    """
+    text_key, visual_key = side_keys("query")
+    if text_key not in modalities or visual_key not in modalities:
+        raise ConfigError(
+            f"the ReT builder reads model.modalities {text_key} and {visual_key} "
+            f"(the ret_features dataset), got {sorted(modalities)}"
+        )
+    k, _, text_dim = modalities[text_key]["shape"]
+    _, _, visual_dim = modalities[visual_key]["shape"]
+    return retriever(variant, int(text_dim), int(visual_dim), int(k), dim)

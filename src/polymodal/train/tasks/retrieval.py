@@ -1,4 +1,10 @@
-"""Contrastive retrieval: symmetric InfoNCE in training, recall@k over a whole split."""
+"""Contrastive retrieval: InfoNCE in training, recall@k and MRR over a whole split.
+
+The model scores queries against documents with its own ``score(query, document)``
+when it has one (e.g. late interaction over token sets), by dot product otherwise;
+its output may carry a ``hard_negative`` document per query, an extra candidate in
+the loss and in the ranked collection.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,14 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.retrieval import RetrievalRecall
+from torchmetrics.retrieval import RetrievalMRR, RetrievalRecall
 
+from polymodal.errors import ConfigError
 from polymodal.train.tasks.base import TaskModule, batch_size, gather_rows
 
-RECALL_AT = (1, 5)
+RECALL_AT = (1, 5, 10)
+IDS = ("document_id", "negative_id")
+"""Batch keys naming each row's document and hard negative in the collection (optional)."""
 
 
 def info_nce(query: Tensor, document: Tensor, scale: Tensor) -> Tensor:
@@ -25,9 +34,83 @@ def info_nce(query: Tensor, document: Tensor, scale: Tensor) -> Tensor:
     Returns:
         () mean of the query→document and document→query cross-entropies.
     """
-    logits = scale * query @ document.T  # (B, B)
-    targets = torch.arange(query.shape[0], device=query.device)
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    return info_nce_logits(scale * query @ document.T)
+
+
+def info_nce_logits(logits: Tensor, symmetric: bool = True) -> Tensor:
+    """InfoNCE of B queries over B + H candidates: column i is row i's document, the
+    other B − 1 documents are in-batch negatives, the last H hard negatives.
+
+    Args:
+        logits: (B, B + H) scaled scores.
+        symmetric: also the document→query cross-entropy over the B queries (CLIP);
+            the mean of both directions.
+
+    Returns:
+        () the loss.
+    """
+    b = logits.shape[0]
+    targets = torch.arange(b, device=logits.device)
+    loss = F.cross_entropy(logits, targets)
+    if not symmetric:
+        return loss
+    return (loss + F.cross_entropy(logits[:, :b].T, targets)) / 2
+
+
+def ranking_metrics(scores: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Recall@k (:data:`RECALL_AT`) and MRR of ranking every document for every query
+    (``torchmetrics``), one relevant document per query.
+
+    Args:
+        scores: (N_q, N_d) scores, higher = more relevant.
+        target: (N_q,) the relevant document's column.
+
+    Returns:
+        ``recall@k`` and ``mrr``, () each.
+    """
+    n_q, n_d = scores.shape
+    relevant = torch.zeros(n_q, n_d, dtype=torch.bool, device=scores.device)
+    relevant[torch.arange(n_q), target] = True
+    indexes = torch.arange(n_q, device=scores.device)[:, None].expand(n_q, n_d).flatten()
+    # torchmetrics counts only documents scored above 0; a shift keeps every rank.
+    preds = (scores - scores.min() + 1).flatten()
+    out = {
+        f"recall@{k}": RetrievalRecall(top_k=k).to(scores.device)(
+            preds, relevant.flatten(), indexes=indexes
+        )
+        for k in RECALL_AT
+    }
+    out["mrr"] = RetrievalMRR().to(scores.device)(preds, relevant.flatten(), indexes=indexes)
+    return out
+
+
+def collection(
+    document: Tensor, negative: Tensor | None, ids: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor]:
+    """The documents to rank and each query's column among them.
+
+    Without ids row i's document is query i's (a pair per row), hard negatives
+    appended. With ids (``document_id``, ``negative_id``, (N,) each) every document
+    and hard negative enters once, by id, in order of first appearance.
+
+    Returns:
+        (M, ...) documents and (N,) target columns.
+    """
+    n = document.shape[0]
+    if ids is None:
+        pool = document if negative is None else torch.cat([document, negative])
+        return pool, torch.arange(n, device=document.device)
+    pool = document if negative is None else torch.cat([document, negative])
+    pool_ids = ids[0] if negative is None else torch.cat(ids)
+    unique, inverse = torch.unique(pool_ids, return_inverse=True)
+    first = torch.full((len(unique),), len(pool_ids), device=pool_ids.device)
+    first = first.scatter_reduce(
+        0, inverse, torch.arange(len(pool_ids), device=pool_ids.device), "amin"
+    )
+    order = first.argsort()  # ids in order of first appearance
+    column = torch.empty_like(order)
+    column[order] = torch.arange(len(order), device=order.device)
+    return pool[first[order]], column[inverse[:n]]
 
 
 def recall_at(query: Tensor, document: Tensor, k: int) -> Tensor:
@@ -53,33 +136,66 @@ def recall_at(query: Tensor, document: Tensor, k: int) -> Tensor:
 
 
 class ContrastiveRetrievalModule(TaskModule):
-    """Train a model whose output has ``query`` and ``document`` (B, E) unit-length
-    embeddings and a ``logit_scale`` (e.g. :class:`~polymodal.modules.dual_encoder.DualEncoder`).
+    """Train a model whose output has ``query`` and ``document`` embeddings — (B, E)
+    vectors, or (B, Q, E) token sets scored by the model's own ``score`` — and a
+    ``logit_scale`` (e.g. :class:`~polymodal.modules.dual_encoder.DualEncoder`), and
+    optionally a ``hard_negative`` (B, ...) document per query.
 
-    Each sample is a matching (query, document) pair. Validation and test embed the
-    whole split and rank all of its documents for every query: ``recall@1`` and
-    ``recall@5`` (``val_recall@1`` is monitored, higher is better). Prediction
-    embeds whichever side an input feeds, through the model's ``query`` and
-    ``document`` towers.
+    Each sample is a matching (query, document) pair, optionally with a hard negative
+    and the ids of both (``document_id``, ``negative_id``). The loss is InfoNCE of each
+    query over the batch's documents and hard negatives (:func:`info_nce_logits`).
+    Validation and test embed the whole split and rank its documents for every query
+    (every distinct id once, hard negatives included): ``recall@1/5/10`` and ``mrr``;
+    ``val_recall@<monitor_at>`` is monitored, higher is better. Prediction embeds
+    whichever side an input feeds, through the model's ``query`` and ``document`` towers.
+
+    Args:
+        model: the retriever.
+        monitor_at: the k of the monitored validation recall (one of :data:`RECALL_AT`).
+        symmetric: add the document→query direction to the loss (CLIP); the query→
+            document direction alone is the loss of a ranker over documents.
+        **kwargs: :class:`~polymodal.train.tasks.base.TaskModule` options.
     """
 
     kind: ClassVar[str] = "contrastive_retrieval"
     monitor: ClassVar[str] = "val_recall@1"
     mode: ClassVar[Literal["min", "max"]] = "max"
 
-    def __init__(self, model: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, model: Any, monitor_at: int = 1, symmetric: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(model, **kwargs)
-        self._embedded: list[tuple[Tensor, Tensor]] = []
+        if monitor_at not in RECALL_AT:
+            raise ConfigError(
+                f"task.options.monitor_at must be one of {RECALL_AT}, got {monitor_at}"
+            )
+        self.monitor = f"val_recall@{monitor_at}"  # type: ignore[misc]  # per run, not per class
+        self.symmetric = symmetric
+        self._embedded: list[dict[str, Tensor]] = []
+
+    def scores(self, query: Tensor, document: Tensor) -> Tensor:
+        """(N_q, N_d) scores: the model's ``score`` if it has one, else dot products."""
+        score = getattr(self.eval_model, "score", None)
+        return score(query, document) if score is not None else query @ document.T
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.model(self.training_inputs(batch, batch_idx))
-        loss = info_nce(out.query, out.document, out.logit_scale)
+        negative = getattr(out, "hard_negative", None)
+        candidates = out.document if negative is None else torch.cat([out.document, negative])
+        logits = out.logit_scale * self.scores(out.query, candidates)  # (B, B + H)
+        loss = info_nce_logits(logits, self.symmetric)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch_size(batch))
         return loss
 
     def _embed(self, batch: dict[str, Tensor]) -> None:
         out = self.eval_model(batch)
-        self._embedded.append((out.query.detach().float(), out.document.detach().float()))
+        rows = {"query": out.query, "document": out.document}
+        if getattr(out, "hard_negative", None) is not None:
+            rows["negative"] = out.hard_negative
+        rows |= {key: batch[key] for key in IDS if key in batch}
+        self._embedded.append(
+            {k: v.detach().float() if v.is_floating_point() else v for k, v in rows.items()}
+        )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._embed(batch)
@@ -93,12 +209,20 @@ class ContrastiveRetrievalModule(TaskModule):
     on_test_epoch_start = on_validation_epoch_start
 
     def _score(self, stage: str) -> None:
-        query = gather_rows(self, torch.cat([q for q, _ in self._embedded]))
-        document = gather_rows(self, torch.cat([d for _, d in self._embedded]))
+        split = {
+            key: gather_rows(self, torch.cat([rows[key] for rows in self._embedded]))
+            for key in self._embedded[0]
+        }
         self._embedded = []
-        for k in RECALL_AT:
-            # Every rank holds the gathered split, so the value is the same everywhere.
-            self.log(f"{stage}_recall@{k}", recall_at(query, document, k), prog_bar=k == 1)
+        ids = (split["document_id"], split["negative_id"]) if IDS[1] in split else None
+        if ids is None and IDS[0] in split:
+            ids = (split["document_id"], split["document_id"])
+        pool, target = collection(split["document"], split.get("negative"), ids)
+        query = split["query"]
+        scores = torch.cat([self.scores(query[i : i + 64], pool) for i in range(0, len(query), 64)])
+        # Every rank holds the gathered split, so the values are the same everywhere.
+        for name, value in ranking_metrics(scores, target).items():
+            self.log(f"{stage}_{name}", value, prog_bar=name == self.monitor.removeprefix("val_"))
 
     def on_validation_epoch_end(self) -> None:
         self._score("val")
