@@ -1,5 +1,7 @@
 import importlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -264,3 +266,22 @@ def test_clear_unknown_name_lists_the_kinds_present(home_with_entries):
     ):
         clear_cache("shapes_vqa")
     assert len(cache_entries()) == 5
+
+
+def test_editing_a_module_this_process_runs_keeps_its_keys_until_a_new_process(package):
+    name, folder = package
+    importlib.import_module(f"{name}.helper")  # the code this process runs
+    before = code_fingerprint(f"{name}.top")
+    (folder / "helper.py").write_text((folder / "helper.py").read_text() + "# edited\n")
+    assert code_fingerprint(f"{name}.top") == before  # a run in progress keeps its keys
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from polymodal.data.cache import code_fingerprint; print(code_fingerprint(sys.argv[2]))"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", probe, str(folder.parent), f"{name}.top"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert fresh != before  # a new process hashes the edited file

@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,6 +55,12 @@ MANIFEST = "manifest.json"
 # Entries already verified by this process, with their manifest's modification time:
 # hashing every file again on each load would dominate short runs.
 _VERIFIED: dict[Path, float] = {}
+
+_RUNNING: dict[str, str] = {}
+"""Source sha256 of modules this process has imported, taken the first time each is
+hashed: an edit on disk after the import does not change the code that runs, so
+it must not move the keys of a run in progress (a check that derives one run's
+folder from another's would look for a folder never written)."""
 
 
 def home() -> Path:
@@ -161,12 +168,23 @@ def code_digests(*modules: str) -> dict[str, str]:
         if path is None:  # an attribute imported by name, or a namespace package
             continue
         text = path.read_bytes()
-        digests[name] = hashlib.sha256(text).hexdigest()
+        digests[name] = _running_digest(name, text)
         top = name.split(".")[0]
         for imported in _imports_of(path, name, digests[name], text):
             if imported.split(".")[0] == top:  # other packages are not hashed
                 pending.extend(_with_parents(imported))
     return digests
+
+
+def _running_digest(name: str, text: bytes) -> str:
+    """sha256 of ``text``, the source of module ``name``; for a module imported in this
+    process, the digest it had when first hashed here (:data:`_RUNNING`)."""
+    if name in _RUNNING:
+        return _RUNNING[name]
+    digest = hashlib.sha256(text).hexdigest()
+    if name in sys.modules:
+        _RUNNING[name] = digest
+    return digest
 
 
 def code_fingerprint(*modules: str) -> str:
@@ -177,7 +195,9 @@ def code_fingerprint(*modules: str) -> str:
 
     Returns:
         16 hex digits over the sorted ``(module name, source sha256)`` pairs of
-        :func:`code_digests`; any edit to any of those files changes them.
+        :func:`code_digests`; any edit to any of those files changes them, except
+        edits to modules this process has already imported and hashed: those do
+        not change the code that runs here (a new process sees them).
     """
     total = hashlib.sha256()
     for name, digest in sorted(code_digests(*modules).items()):
