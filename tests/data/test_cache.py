@@ -272,7 +272,8 @@ def test_editing_a_module_this_process_runs_keeps_its_keys_until_a_new_process(p
     name, folder = package
     importlib.import_module(f"{name}.helper")  # the code this process runs
     before = code_fingerprint(f"{name}.top")
-    (folder / "helper.py").write_text((folder / "helper.py").read_text() + "# edited\n")
+    edited = (folder / "helper.py").read_text() + "from . import unrelated\n"
+    (folder / "helper.py").write_text(edited)  # new text and a new import
     assert code_fingerprint(f"{name}.top") == before  # a run in progress keeps its keys
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); "

@@ -56,11 +56,11 @@ MANIFEST = "manifest.json"
 # hashing every file again on each load would dominate short runs.
 _VERIFIED: dict[Path, float] = {}
 
-_RUNNING: dict[str, str] = {}
-"""Source sha256 of modules this process has imported, taken the first time each is
-hashed: an edit on disk after the import does not change the code that runs, so
-it must not move the keys of a run in progress (a check that derives one run's
-folder from another's would look for a folder never written)."""
+_RUNNING: dict[str, tuple[str, frozenset[str]]] = {}
+"""Source sha256 and imported names of modules this process has imported, taken the
+first time each is hashed: an edit on disk after the import does not change the
+code that runs, so it must not move the keys of a run in progress (a check that
+derives one run's folder from another's would look for a folder never written)."""
 
 
 def home() -> Path:
@@ -167,24 +167,26 @@ def code_digests(*modules: str) -> dict[str, str]:
         path = _source_file(name)
         if path is None:  # an attribute imported by name, or a namespace package
             continue
-        text = path.read_bytes()
-        digests[name] = _running_digest(name, text)
+        digests[name], imports = _module_record(name, path)
         top = name.split(".")[0]
-        for imported in _imports_of(path, name, digests[name], text):
+        for imported in imports:
             if imported.split(".")[0] == top:  # other packages are not hashed
                 pending.extend(_with_parents(imported))
     return digests
 
 
-def _running_digest(name: str, text: bytes) -> str:
-    """sha256 of ``text``, the source of module ``name``; for a module imported in this
-    process, the digest it had when first hashed here (:data:`_RUNNING`)."""
+def _module_record(name: str, path: Path) -> tuple[str, frozenset[str]]:
+    """The sha256 of module ``name``'s source at ``path`` and the modules it imports;
+    for a module imported in this process, the record it had when first read here
+    (:data:`_RUNNING`), without reading the file again."""
     if name in _RUNNING:
         return _RUNNING[name]
+    text = path.read_bytes()
     digest = hashlib.sha256(text).hexdigest()
+    record = (digest, _imports_of(path, name, digest, text))
     if name in sys.modules:
-        _RUNNING[name] = digest
-    return digest
+        _RUNNING[name] = record
+    return record
 
 
 def code_fingerprint(*modules: str) -> str:
