@@ -183,7 +183,7 @@ register(
         run=run,
         default=False,
         skip_reason=(
-            "pre-trains 4 models and fine-tunes 84 runs (about 55 min on 2 CPU cores); "
+            "pre-trains 4 models and fine-tunes 84 runs (about 30 min on 2 CPU cores); "
             "run it with --only fratmae"
         ),
         unit="Dice",
