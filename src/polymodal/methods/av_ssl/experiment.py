@@ -46,7 +46,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 """Method name → overrides of the ``av_ssl`` recipe (whose own setting is the last)."""
 
 SSL_METHODS = tuple(m for m in VARIANTS if not m.startswith("supervised"))
-MIXING_METHODS = ("ssl_video_tube", "av_ssl_box_mix", "av_ssl_guided_mix")
 OURS = "av_ssl_guided_mix"
 LABELS_PER_CLASS = (1, 5)
 FULL_LABEL_REFERENCES = {"video": VIDEO, "audio": AUDIO}
