@@ -198,7 +198,7 @@ register(
         criterion=CRITERION,
         run=run,
         default=False,
-        skip_reason="trains 50 models (about 29 min on one CPU core); run it with --only av_ssl",
+        skip_reason="trains 50 models (about 12 min on one CPU core); run it with --only av_ssl",
         honours_device=True,
     )
 )
