@@ -1,6 +1,8 @@
 """Mixing tests on hand-made clips: the pasted region is the localised one, and the
 label weights are its area."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -10,6 +12,7 @@ from polymodal.methods.av_ssl.mixing import (
     mixed_targets,
     paste,
     soft_cross_entropy,
+    teacher_targets,
     tube_masks,
 )
 
@@ -39,10 +42,20 @@ def test_guided_mixup_pastes_the_localised_box_and_weights_labels_by_its_area() 
     area = 16 / 256  # a 4 × 4 box in a 16 × 16 frame, every frame
     torch.testing.assert_close(mixed.area, torch.tensor([area]))
     torch.testing.assert_close(mixed.batch["audio"], torch.full((1, 2, 3), 6.0 * area))
-    targets = mixed_targets(torch.tensor([7]), torch.tensor([2]), mixed.area, 10)
+    one_hot = torch.eye(10)
+    targets = mixed_targets(one_hot[[7]], one_hot[[2]], mixed.area)
     want = torch.zeros(1, 10)
     want[0, 7], want[0, 2] = area, 1 - area
     torch.testing.assert_close(targets, want)
+
+
+def test_teacher_targets_are_one_hot_where_confident_and_the_probabilities_elsewhere() -> None:
+    probs = torch.tensor([[0.1, 0.9, 0.0], [0.5, 0.2, 0.3]])
+    targets = teacher_targets(probs, torch.tensor([True, False]))
+    torch.testing.assert_close(targets, torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.2, 0.3]]))
+    # mixed by a quarter: 0.25 · (0, 1, 0) + 0.75 · (0.5, 0.2, 0.3)
+    mixed = mixed_targets(targets[[0]], targets[[1]], torch.tensor([0.25]))
+    torch.testing.assert_close(mixed, torch.tensor([[0.375, 0.4, 0.225]]))
 
 
 def test_box_masks_are_end_exclusive_and_per_frame() -> None:
@@ -73,3 +86,6 @@ def test_soft_cross_entropy_is_the_weighted_mean_of_target_cross_entropies() -> 
     weight = torch.tensor([1.0, 0.0])
     loss = soft_cross_entropy(logits, targets, weight)
     torch.testing.assert_close(loss, F.cross_entropy(logits[:1], torch.tensor([0])) / 2)
+    unweighted = soft_cross_entropy(logits, targets)
+    want = (F.cross_entropy(logits[:1], torch.tensor([0])) + math.log(1 + math.exp(2)) - 1) / 2
+    torch.testing.assert_close(unweighted, want)

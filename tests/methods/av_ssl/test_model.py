@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from polymodal.errors import ConfigError, DataError
-from polymodal.methods.av_ssl.model import audio_video_nce, build_av_ssl
+from polymodal.methods.av_ssl.model import AVOutput, audio_video_nce, build_av_ssl
 from polymodal.train.tasks.semi_supervised import UnlabelledStep
 
 VIDEO = {"shape": [4, 1, 16, 16], "tubelet": 2, "patch_size": 8, "depth": 1, "num_heads": 2}
@@ -117,8 +117,42 @@ def test_unlabelled_terms_weight_mix_and_contrast(mix: str) -> None:
     assert ("mix" in terms) == (mix != "none")
     if mix != "none":
         assert terms["mix"] > 0
-        step.keep = torch.zeros(4)  # no confident pseudo-label: nothing to mix
-        assert model.unlabelled_terms(step)["mix"] == 0
+        assert step.metrics["mix_share"] == 1 and step.metrics["mix_hard_share"] == 1
+
+
+def test_confident_mix_targets_drop_every_clip_of_an_unsure_teacher() -> None:
+    model = _model({"video": VIDEO, "audio": AUDIO}, mix="box", mix_targets="confident")
+    batch = _batch(4)
+    out = model(batch)
+    step = UnlabelledStep(batch, batch, out, out, torch.tensor([0, 1, 2, 3]), torch.zeros(4))
+    assert model.unlabelled_terms(step)["mix"] == 0
+    assert step.metrics["mix_share"] == 0
+
+
+def _unsure_step(model, batch, peak: tuple[int, int]) -> UnlabelledStep:
+    """A step whose teacher is unsure (uniform logits, no clip kept) and whose
+    localisation map peaks at patch ``peak`` (row, column) in every clip and slice."""
+    out = model(batch)
+    maps = torch.zeros(4, 2, 2, 2)
+    maps[:, :, peak[0], peak[1]] = 1.0
+    teacher = AVOutput(logits=torch.zeros(4, 5), localisation=maps)
+    return UnlabelledStep(
+        batch, batch, teacher, out, torch.zeros(4, dtype=torch.long), torch.zeros(4)
+    )
+
+
+def test_an_unsure_teacher_still_gives_a_mix_term_that_depends_on_the_region() -> None:
+    model = _model({"video": VIDEO, "audio": AUDIO}, mix="guided", box_side=8)
+    batch = _batch(4)
+    losses = []
+    for peak in [(0, 0), (1, 1)]:  # the top-left or the bottom-right 8 × 8 box is pasted
+        torch.manual_seed(0)  # the same partners both times
+        step = _unsure_step(model, batch, peak)
+        losses.append(model.mix_loss(step))
+        assert step.metrics["mix_share"] == 1 and step.metrics["mix_hard_share"] == 0
+    # Uniform targets: the loss is the mean cross-entropy to uniform, ≥ ln 5.
+    assert all(loss >= math.log(5) - 1e-6 for loss in losses)
+    assert abs(losses[0] - losses[1]) > 1e-4
 
 
 def test_tube_mix_trains_a_video_only_model() -> None:

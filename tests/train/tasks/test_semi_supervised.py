@@ -82,7 +82,7 @@ def test_pseudo_labels_count_only_where_the_teacher_is_confident() -> None:
 
 
 class _WithOwnTerm(_Linear):
-    """A model that adds 10 × the mean teacher confidence-mask of the step."""
+    """A model that adds 10 × the mean teacher confidence-mask of the step and reports 7."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,6 +90,7 @@ class _WithOwnTerm(_Linear):
 
     def unlabelled_terms(self, step) -> dict[str, Tensor]:
         self.steps.append(step)
+        step.metrics["reported"] = torch.tensor(7.0)  # logged, never added to the loss
         return {"extra": 10.0 * step.keep.mean()}
 
 
@@ -104,6 +105,7 @@ def test_a_model_adds_its_own_unlabelled_terms_to_the_loss() -> None:
     want = math.log(3) + 2.0 * math.log(100 / 98) / 2 + 10.0 * 0.5
     assert loss.item() == pytest.approx(want, rel=1e-5)
     assert logged["train_extra"].item() == 5.0
+    assert logged["train_reported"].item() == 7.0
     (step,) = model.steps
     assert step.pseudo.tolist() == [0, 0] and step.keep.tolist() == [0.0, 1.0]
     assert step.weak is unlabelled and step.teacher.logits.shape == (2, 3)

@@ -68,7 +68,7 @@ class AVDigitsVideoConfig:
     voices: int = 60
     audio_snr_db: float = -15.0
     pixel_noise: float = 0.15
-    pulse: float = 0.7
+    pulse: float = 1.0
     distractor_pulse: float = 0.35
     speed: float = 0.8
     labelled_per_class: int | None = None

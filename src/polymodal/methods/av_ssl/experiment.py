@@ -11,6 +11,7 @@ validation accuracy.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 """Method name → overrides of the ``av_ssl`` recipe (whose own setting is the last)."""
 
+SSL_METHODS = tuple(m for m in VARIANTS if not m.startswith("supervised"))
 OURS = "av_ssl_guided_mix"
 LABELS_PER_CLASS = (1, 5)
 FULL_LABEL_REFERENCES = {"video": VIDEO, "audio": AUDIO}
@@ -100,6 +102,14 @@ def full_label_config(modality: str, budget: Budget, device: str = "cpu") -> Exp
     config = on_device(load_config("av_ssl", overrides), device)
     config.out_dir = str(run_folder("bench/av_ssl", config.to_dict(), code=CODE))
     return config
+
+
+def logged_mean(run_dir: str | Path, name: str) -> float | None:
+    """Mean of ``name`` over the logged training steps of a run (its ``metrics.csv``),
+    or None when the run never logged it."""
+    with (Path(run_dir) / "metrics.csv").open() as rows:
+        values = [float(row[name]) for row in csv.DictReader(rows) if row.get(name)]
+    return float(np.mean(values)) if values else None
 
 
 @dataclass

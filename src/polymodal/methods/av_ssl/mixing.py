@@ -10,7 +10,10 @@ the same coordinates in both):
   token mix), for video-only learning.
 
 The mixed target is ``λ y_a + (1 − λ) y_b`` with λ the pasted share of the clip's
-pixels; the audio tracks are mixed with the same λ.
+pixels; the audio tracks are mixed with the same λ. As in SVFormer's official code,
+a clip's target ``y`` is the teacher's one-hot pseudo-label where the teacher is
+confident and its softmax prediction where it is not (:func:`teacher_targets`), so
+a mixed clip still has a target while the teacher is unsure.
 """
 
 from __future__ import annotations
@@ -88,14 +91,20 @@ def paste(a: dict[str, Tensor], b: dict[str, Tensor], masks: Tensor) -> Mixed:
     return Mixed(batch, area)
 
 
-def mixed_targets(y_a: Tensor, y_b: Tensor, area: Tensor, num_classes: int) -> Tensor:
-    """(B, C) soft targets ``λ onehot(y_a) + (1 − λ) onehot(y_b)``, λ = ``area`` (B,)."""
-    one_a = F.one_hot(y_a, num_classes).float()
-    one_b = F.one_hot(y_b, num_classes).float()
-    return area[:, None] * one_a + (1 - area[:, None]) * one_b
+def teacher_targets(probs: Tensor, confident: Tensor) -> Tensor:
+    """(B, C) per-clip targets: one-hot of the teacher's class where ``confident`` (B,)
+    is True, the teacher's probabilities ``probs`` (B, C) themselves elsewhere."""
+    hard = F.one_hot(probs.argmax(dim=-1), probs.shape[-1]).to(probs.dtype)
+    return torch.where(confident[:, None], hard, probs)
 
 
-def soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
-    """Mean over the batch of ``weight · H(targets, softmax(logits))``; (B, C), (B, C), (B,)."""
+def mixed_targets(targets_a: Tensor, targets_b: Tensor, area: Tensor) -> Tensor:
+    """(B, C) targets ``λ y_a + (1 − λ) y_b`` of (B, C) per-clip targets, λ = ``area`` (B,)."""
+    return area[:, None] * targets_a + (1 - area[:, None]) * targets_b
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean over the batch of ``weight · H(targets, softmax(logits))``; (B, C), (B, C),
+    (B,) (None: every clip weighs 1)."""
     per_clip = -(targets * logits.log_softmax(dim=-1)).sum(dim=-1)
-    return (per_clip * weight).mean()
+    return per_clip.mean() if weight is None else (per_clip * weight).mean()

@@ -8,8 +8,12 @@ the strong (noised) view and the teacher the weak (clean) one. This model adds t
 other two through :meth:`AVSSLModel.unlabelled_terms`:
 
 - ``L_mix`` (γ2, ``mix_weight``): the student's soft cross-entropy on mixed
-  unlabelled clips against the teacher's pseudo-labels mixed by area, counted where
-  both clips' pseudo-labels are confident (:mod:`.mixing`);
+  unlabelled clips against the two clips' targets mixed by area (:mod:`.mixing`).
+  With ``mix_targets: teacher`` a clip's target is the teacher's one-hot
+  pseudo-label where it is confident and its softmax prediction where it is not
+  (SVFormer's rule), and every mixed clip counts; ``confident`` keeps one-hot
+  pseudo-labels and counts a mixed clip only where both are confident — nothing,
+  while the teacher never reaches the threshold;
 - ``L_c`` (γ3, ``contrastive_weight``): audio–video InfoNCE in which a clip pair's
   similarity is, per time slice of the patch grid, the best match of that slice's
   audio embedding over the slice's patch tokens, averaged over slices — what
@@ -41,6 +45,7 @@ from polymodal.methods.av_ssl.mixing import (
     mixed_targets,
     paste,
     soft_cross_entropy,
+    teacher_targets,
     tube_masks,
 )
 from polymodal.modules.encoders import SpectrogramEncoder
@@ -49,6 +54,8 @@ from polymodal.train.tasks.semi_supervised import UnlabelledStep
 
 MixKind = Literal["none", "guided", "box", "tube"]
 MIXES: tuple[str, ...] = ("none", "guided", "box", "tube")
+MixTargets = Literal["teacher", "confident"]
+MIX_TARGETS: tuple[str, ...] = ("teacher", "confident")
 
 
 @dataclass
@@ -84,6 +91,7 @@ class AVSSLModel(nn.Module):
         embed_dim: E, width of the audio–patch similarity space.
         mix: ``none``, ``guided`` (needs both encoders), ``box`` or ``tube``.
         mix_weight: γ2.
+        mix_targets: ``teacher`` or ``confident`` (the module doc).
         contrastive_weight: γ3 (needs both encoders; 0 = off).
         temperature: of the contrastive logits.
         box_side: side in pixels of the guided and random boxes.
@@ -98,6 +106,7 @@ class AVSSLModel(nn.Module):
         embed_dim: int = 32,
         mix: MixKind = "none",
         mix_weight: float = 1.0,
+        mix_targets: MixTargets = "teacher",
         contrastive_weight: float = 0.0,
         temperature: float = 0.1,
         box_side: int = 12,
@@ -108,6 +117,10 @@ class AVSSLModel(nn.Module):
             raise ConfigError("AVSSLModel needs a video or an audio encoder")
         if mix not in MIXES:
             raise ConfigError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
+        if mix_targets not in MIX_TARGETS:
+            raise ConfigError(
+                f"mix_targets must be one of {', '.join(MIX_TARGETS)}, got {mix_targets!r}"
+            )
         both = video is not None and audio is not None
         if (mix == "guided" or contrastive_weight > 0) and not both:
             raise ConfigError("guided mixing and the contrastive term need video and audio")
@@ -117,7 +130,7 @@ class AVSSLModel(nn.Module):
             raise ConfigError(f"box_side must be in 1..{video.volume_size[1]}, got {box_side}")
         self.video, self.audio = video, audio
         self.num_classes = num_classes
-        self.mix, self.mix_weight = mix, mix_weight
+        self.mix, self.mix_weight, self.mix_targets = mix, mix_weight, mix_targets
         self.contrastive_weight, self.temperature = contrastive_weight, temperature
         self.box_side, self.tube_share = box_side, tuple(float(s) for s in tube_share)
         widths = [int(enc.dim) for enc in (video, audio) if enc is not None]  # type: ignore[arg-type]
@@ -189,14 +202,28 @@ class AVSSLModel(nn.Module):
         return box_masks(boxes.to(step.strong["video"].device), size)
 
     def mix_loss(self, step: UnlabelledStep) -> Tensor:
-        """L_mix: clip i's region pasted into clip π(i) (π a random permutation)."""
+        """L_mix: clip i's region pasted into clip π(i) (π a random permutation).
+
+        Reports in ``step.metrics``: ``mix_share``, the share of mixed clips that
+        count, and ``mix_hard_share``, the share whose target holds a confident
+        (one-hot) pseudo-label of either clip.
+        """
         partner = torch.randperm(step.pseudo.shape[0]).to(step.pseudo.device)
         a = step.strong
         b = {key: value[partner] for key, value in a.items() if key in ("video", "audio")}
         mixed = paste(a, b, self.mix_masks(step))
-        targets = mixed_targets(step.pseudo, step.pseudo[partner], mixed.area, self.num_classes)
+        confident = step.keep > 0
+        if self.mix_targets == "teacher":
+            per_clip = teacher_targets(step.teacher.logits.softmax(dim=-1), confident)
+            weight = torch.ones_like(step.keep)
+        else:
+            per_clip = F.one_hot(step.pseudo, self.num_classes).to(step.keep.dtype)
+            weight = step.keep * step.keep[partner]
+        targets = mixed_targets(per_clip, per_clip[partner], mixed.area)
+        step.metrics["mix_share"] = (weight > 0).float().mean()
+        step.metrics["mix_hard_share"] = (confident | confident[partner]).float().mean()
         logits = self(mixed.batch).logits
-        return soft_cross_entropy(logits, targets, step.keep * step.keep[partner])
+        return soft_cross_entropy(logits, targets, weight)
 
 
 def audio_video_nce(audio: Tensor, patches: Tensor, temperature: float) -> Tensor:

@@ -11,13 +11,14 @@ plain pseudo-labelling) and is what validation, test and the exported weights us
 A model may add terms of its own on the unlabelled batch (mixing, contrastive, ...):
 when it defines ``unlabelled_terms(step: UnlabelledStep) -> dict[str, Tensor]``, the
 task adds every returned (already weighted) term to the loss and logs it as
-``train_<name>``.
+``train_<name>``; what it puts in ``step.metrics`` (shares, rates) is logged the
+same way but not added.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -54,6 +55,8 @@ class UnlabelledStep:
         student: the student's output on ``strong``.
         pseudo: (B,) int64 teacher pseudo-labels.
         keep: (B,) float, 1 where the teacher's confidence reaches the threshold.
+        metrics: () values the model reports about its terms, logged as
+            ``train_<name>`` and never added to the loss.
     """
 
     weak: dict[str, Tensor]
@@ -62,6 +65,7 @@ class UnlabelledStep:
     student: Any
     pseudo: Tensor
     keep: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
 class SemiSupervisedModule(ClassificationModule):
@@ -128,6 +132,8 @@ class SemiSupervisedModule(ClassificationModule):
             for name, term in own_terms(step).items():
                 loss = loss + term
                 self.log(f"train_{name}", term, batch_size=size)
+            for name, value in step.metrics.items():
+                self.log(f"train_{name}", value, batch_size=size)
         self.log("train_loss", loss, prog_bar=True, batch_size=size)
         self.log("train_pseudo_share", keep.mean(), batch_size=size)
         return loss
