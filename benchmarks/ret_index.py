@@ -72,7 +72,7 @@ def image_only_documents(
 ) -> torch.Tensor:
     """(n, P, E) float16 tokens of ``n`` image-only documents of fresh Shapes-Retrieval
     collections (seeds 8, 9, …; ``CHUNK`` each), through the ViT and the document encoder."""
-    out = []
+    out = [torch.empty(0, 32, 128, dtype=torch.float16)]
     for c, start in enumerate(range(0, n, CHUNK)):
         size = min(CHUNK, n - start)
         data = load_shapes_retrieval(
@@ -154,6 +154,14 @@ def stamped(path: Path, version: str, make: Any) -> dict[str, Any]:
     return made
 
 
+STARTED = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress, with the minutes since the start."""
+    print(f"[{(time.perf_counter() - STARTED) / 60:5.1f} min] {message}", flush=True)
+
+
 def lists_for(tokens: int) -> int:
     """Inverted lists for ``tokens`` vectors: the power of two at or below 4·√tokens
     (faiss's rule of thumb), at most 4,096."""
@@ -197,12 +205,15 @@ def measure(
     queries, target = enc["queries"], enc["target"]
     val, test = slice(0, args.val_queries), slice(args.val_queries, None)
     exact, exact_s = exact_reference(queries, documents, queries[test][: args.timed_exact])
+    log(f"{len(documents)} documents: exact scoring done, {1 / exact_s:.3f} queries/s")
     indexes = build_indexes(documents, version, args.pq)
+    log(f"indexes built in {[round(s) for _, s in indexes.values()]} s")
     trials: list[Trial] = []
     for index, _ in indexes.values():
         grid = (args.nprobe, args.probe, args.rerank)
         trials += try_settings(index, queries[val], exact[val], *grid)
     chosen = choose(trials, AGREEMENT)
+    log(f"chosen on validation: {chosen}")
     index, build_s = indexes[chosen.subquantizers]
     index.set_search(chosen.nprobe, chosen.probe, chosen.rerank)
     found, index_s = answer(lambda q: index.search(q, k=10)[1], queries[test])
@@ -253,6 +264,7 @@ def main() -> None:
     torch.manual_seed(0)
     setup = QUICK if args.quick else FULL  # the ret check's sizes
     model = train_retriever("ret", 0, setup)
+    log("model ready")
     backbones = frozen_backbones(setup.source)
     version = searcher_version(model, backbones.vit)
 
@@ -263,7 +275,8 @@ def main() -> None:
         version,
         lambda: encode_collection(model, backbones, args.encoded, n_queries),
     )
-    largest = max(args.documents) - len(enc["documents"])
+    largest = max(0, max(args.documents) - len(enc["documents"]))
+    log(f"{len(enc['documents'])} mixed documents and {n_queries} queries encoded")
 
     def generate() -> dict[str, Any]:
         started = time.perf_counter()
@@ -271,6 +284,7 @@ def main() -> None:
         return {"documents": tokens, "seconds": time.perf_counter() - started}
 
     extra = stamped(args.out / f"image_only_{largest}.pt", version, generate)
+    log(f"{largest} image-only documents encoded")
     collection = torch.cat([enc["documents"], extra["documents"]])
     mixed = len(enc["documents"])
     result: dict[str, Any] = {
