@@ -143,3 +143,33 @@ def test_batched_exact_search_equals_one_query_at_a_time():
     alone = [exact_search(q[None], documents, k=7) for q in queries]
     torch.testing.assert_close(together[0], torch.cat([s for s, _ in alone]))
     assert together[1].tolist() == torch.cat([r for _, r in alone]).tolist()
+
+
+def test_first_cut_keeps_prune_times_rerank_candidates_by_returned_similarities(monkeypatch):
+    from polymodal.methods.ret import index as index_module
+
+    documents, _, _ = collection()
+    index = TokenIndex.build(documents, "v1", SETTINGS)
+    index.centroids = torch.zeros(2, E)
+    index.centroids[1, 0] = 5.0  # document 3's tokens sit here: it wins any centroid stage
+    index.token_cells[:6] = 0
+    index.token_cells[3] = 1
+    query = torch.eye(2, E)
+    owners = torch.tensor([[0, 1, 2, 3, 4, 5], [5, 4, -1, -1, -1, -1]])
+    sims = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.95, 0.3, 0, 0, 0, 0]])
+    # Returned-similarity scores, token 1 imputing its weakest (0.3) where it returned
+    # nothing: 0: 1.2, 1: 1.1, 2: 1.0, 3: 0.9, 4: 0.8, 5: 1.35. Four (PRUNE · 1) go on —
+    # 5, 0, 1, 2 — and document 3 is cut before its centroid could count.
+    index.set_search(1, 6, rerank=1)
+    assert index.shortlist(query, sims, owners).tolist() == [5]
+    monkeypatch.setattr(index_module, "PRUNE", 6)
+    assert index.shortlist(query, sims, owners).tolist() == [3]
+
+
+def test_a_search_looks_further_when_its_tokens_name_too_few_documents():
+    documents, queries, rows = collection()
+    index = TokenIndex.build(documents, "v1", SETTINGS)
+    index.set_search(SETTINGS.nprobe, probe=1, rerank=0)  # 4 query tokens: ≤ 4 documents
+    scores, found = index.search(queries, k=8)
+    assert (found >= 0).all() and found[:, 0].tolist() == rows.tolist()
+    assert (scores[:, :-1] >= scores[:, 1:]).all()

@@ -7,11 +7,11 @@ in float16 for the exact score. A search (the PLAID/ColBERTv2 recipe):
 
 1. each of the query's Q tokens asks faiss for its ``probe`` nearest document tokens;
    the documents owning them are the candidates;
-2. with ``rerank`` set, candidates are first ranked by *centroid interaction*,
-   ``s̃(q, d) = Σᵢ maxⱼ qᵢ·c(dⱼ)`` with ``c(dⱼ)`` the IVF centroid of token ``dⱼ`` (a
-   table lookup: the Q × lists products are computed once per query), each query
-   token's term raised to the product-quantised similarity of the candidate's tokens
-   faiss returned for it; only the best ``rerank`` go on;
+2. with ``rerank`` set, candidates are cut twice (:meth:`TokenIndex.shortlist`):
+   by the similarities faiss returned (XTR's score, missing ones imputed), then by
+   *centroid interaction* ``s̃(q, d) = Σᵢ maxⱼ qᵢ·c(dⱼ)`` with ``c(dⱼ)`` the IVF
+   centroid of token ``dⱼ`` (PLAID's; a table lookup: the Q × lists products are
+   computed once per query); only the best ``rerank`` go on;
 3. those are scored exactly, ``s(q, d) = Σᵢ maxⱼ qᵢ·dⱼ``; the best ``k`` return.
 
 Step 2 is what lets ``probe`` grow — more candidates, fewer exact top documents
@@ -40,6 +40,8 @@ from polymodal.errors import ConfigError, DataError
 from polymodal.methods.ret.model import late_interaction
 
 FORMAT = 1
+PRUNE = 4
+"""Candidates kept per re-scored one by the first, cheapest cut of a search."""
 FILES = ("tokens.faiss", "tokens.safetensors")
 
 
@@ -184,7 +186,7 @@ class TokenIndex:
         nearest = self.nearest_tokens(query)
         for i in range(len(query)):
             sims, owners, probe = nearest[0][i], nearest[1][i], self.settings.probe
-            while len(owners[owners >= 0].unique()) < min(k, len(self)) and probe < self.size:
+            while not self._enough(owners, k) and probe < self.size:
                 probe *= 4  # query tokens that agree on few documents: look further
                 sims, owners = (x[0] for x in self.nearest_tokens(query[i : i + 1], probe))
             found = self.shortlist(query[i], sims, owners)
@@ -194,17 +196,30 @@ class TokenIndex:
             rows[i, : len(top.values)] = found[top.indices]
         return scores, rows
 
+    def _enough(self, owners: Tensor, k: int) -> bool:
+        """Whether the returned tokens (owners (Q, probe)) belong to ``k`` documents (or
+        to every one)."""
+        need = min(k, len(self))
+        if int((owners >= 0).sum(dim=1).max()) >= need * self.tokens.shape[1]:
+            return True  # one query token's distinct tokens alone span that many documents
+        return len(owners[owners >= 0].unique()) >= need
+
     @property
     def size(self) -> int:
         """Token vectors in the index (N · P)."""
         return self.tokens.shape[:2].numel()
 
     def shortlist(self, query: Tensor, sims: Tensor, owners: Tensor) -> Tensor:
-        """One query's candidates, cut to the best ``rerank`` by approximate score.
+        """One query's candidates, cut to the best ``rerank`` by approximate scores.
 
-        The approximate score of a candidate is its centroid interaction, where each
-        query token's maximum is raised to the product-quantised similarity of any of
-        the candidate's tokens faiss returned for it (closer than the centroid's).
+        Two cuts, each cheap enough for the candidates it sees:
+
+        1. to ``PRUNE × rerank`` by the similarities faiss returned (XTR's score): a
+           query token counts its best returned similarity to the candidate's tokens,
+           or — none returned — its weakest returned similarity to any token, an upper
+           bound of what it missed;
+        2. to ``rerank`` by centroid interaction, each query token's term raised to its
+           best returned similarity to the candidate (closer than the centroid's).
 
         Args:
             query: (Q, E) the query's tokens.
@@ -215,15 +230,16 @@ class TokenIndex:
         """
         valid = owners >= 0
         found, column = torch.unique(owners[valid], return_inverse=True)
-        if not 0 < self.settings.rerank < len(found):
+        rerank = self.settings.rerank
+        if not 0 < rerank < len(found):
             return found
-        maxima = self.token_maxima(query, found)  # (Q, C)
         token = torch.arange(len(query))[:, None].expand_as(owners)[valid]
-        flat = maxima.reshape(-1).scatter_reduce(
-            0, token * len(found) + column, sims[valid], reduce="amax"
-        )
-        approximate = flat.reshape(maxima.shape).sum(dim=0)
-        return found[approximate.topk(self.settings.rerank).indices]
+        returned = torch.full((len(query), len(found)), float("-inf"))  # (Q, C)
+        returned.view(-1).scatter_reduce_(0, token * len(found) + column, sims[valid], "amax")
+        weakest = sims.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)  # (Q, 1)
+        kept = returned.maximum(weakest).sum(dim=0).topk(min(len(found), PRUNE * rerank)).indices
+        maxima = self.token_maxima(query, found[kept]).maximum(returned[:, kept])
+        return found[kept[maxima.sum(dim=0).topk(rerank).indices]]
 
     def token_maxima(self, query: Tensor, rows: Tensor) -> Tensor:
         """(Q, C) ``maxⱼ qᵢ·c(dⱼ)`` of each query token over each document's tokens,
