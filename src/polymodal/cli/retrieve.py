@@ -14,13 +14,13 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     if args.query_image is None and not args.query_text:
         raise DataError("a query needs --query-image, --query-text or both; it has neither")
     from polymodal.data.user_inputs import read_image
-    from polymodal.methods.ret.backbones import IMAGE_SIZE
     from polymodal.methods.ret.serve import load_searcher
 
     searcher = load_searcher(args.index)
     image = None
     if args.query_image is not None:
-        image = read_image(Path(args.query_image), (3, IMAGE_SIZE, IMAGE_SIZE))
+        size = searcher.image_size
+        image = read_image(Path(args.query_image), (3, size, size))
     scores, rows = searcher.search(image, args.query_text, args.k)
     print("rank\tdocument\tscore")
     for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
@@ -36,7 +36,7 @@ def add_parser(commands: Any) -> None:
         help="find the documents of an image and/or text query in a saved ReT index",
         description=(
             "Embed one query (an image file, a text, or both) with the ReT model saved beside "
-            "the index, and print its best documents."
+            "the index (on our ViT or a CLIP vision model), and print its best documents."
         ),
         epilog="example: polymodal retrieve runs/ret_index --query-image crop.png --query-text "
         '"this object is left of a small blue square and above a large red circle"',

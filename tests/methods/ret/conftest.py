@@ -33,3 +33,17 @@ def write_pairs(folder, positives="q1\td1\td2\nq2\td2\nq3\td3\td1\nq4\td1\n"):
 @pytest.fixture
 def pairs_folder(tmp_path):
     return write_pairs(tmp_path / "pairs")
+
+
+@pytest.fixture
+def tiny_clip():
+    """``CLIPVisionConfig`` options of a tiny random CLIP: 4 layers of width 32, 32-pixel
+    images in 8-pixel patches."""
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }

@@ -13,15 +13,6 @@ from polymodal.methods.ret.backbones import (
     pretrain_vit,
 )
 
-TINY_CLIP = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 2,
-    "image_size": 32,
-    "patch_size": 8,
-}
-
 
 def tiny_text(layers):
     config = BertConfig(
@@ -46,9 +37,9 @@ def test_backbones_of_different_depths_pair_layers_by_relative_depth():
     assert backbones.vision_layers == [2, 5] and backbones.text_layers == [0, 1]
 
 
-def test_clip_vision_model_is_tapped_at_every_layer_through_vision_taps():
+def test_clip_vision_model_is_tapped_at_every_layer_through_vision_taps(tiny_clip):
     torch.manual_seed(0)
-    model = CLIPVisionModel(CLIPVisionConfig(**TINY_CLIP)).eval()
+    model = CLIPVisionModel(CLIPVisionConfig(**tiny_clip)).eval()
     layers = ClipLayers(model)
     images = torch.rand(2, 3, 48, 48)  # resized to the model's 32 pixels
     tapped = layers(images)
@@ -60,8 +51,8 @@ def test_clip_vision_model_is_tapped_at_every_layer_through_vision_taps():
         torch.testing.assert_close(tap, hidden)
 
 
-def test_clip_backbone_from_a_tiny_config_is_frozen_and_paired_with_the_text():
-    vision = load_clip_vision(config=TINY_CLIP)
+def test_clip_backbone_from_a_tiny_config_is_frozen_and_paired_with_the_text(tiny_clip):
+    vision = load_clip_vision(config=tiny_clip)
     assert not any(p.requires_grad for p in vision.parameters())
     backbones = FrozenBackbones(vision, tiny_text(2))
     assert backbones.vision_layers == [1, 3] and backbones.image_size == 32
