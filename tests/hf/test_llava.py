@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from polymodal.hf.llava import (
     image_token_mask,
     positions_from_mask,
 )
+from polymodal.modules.conv_stem import ConvStem
 
 IMAGE = 4
 TINY = SmallLlavaConfig(
@@ -68,3 +70,21 @@ def test_image_token_mask_marks_the_placeholders_and_checks_their_count(model: A
 def test_positions_count_real_tokens_from_zero_left_padding_included() -> None:
     attention_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]])
     assert positions_from_mask(attention_mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]
+
+
+def test_a_conv_stem_keeps_the_token_count_and_reloads_by_its_config() -> None:
+    spec = dataclasses.replace(TINY, image_size=32, patch_size=4, vision_stem="conv")
+    model = build_small_llava(spec, seed=0).eval()
+    assert isinstance(model.model.vision_tower.embeddings.patch_embedding, ConvStem)
+    with torch.no_grad():
+        pixels = torch.rand(2, 3, 32, 32)
+        features = image_features(model, pixels)
+        assert features.shape == (2, spec.num_visual_tokens, TINY.text_hidden)  # 64
+        again = build_small_llava(SmallLlavaConfig(**spec.to_dict()), seed=1)
+        again.load_state_dict(model.state_dict())  # same modules, so the weights fit
+        torch.testing.assert_close(image_features(again.eval(), pixels), features)
+
+
+def test_an_unknown_vision_stem_is_refused() -> None:
+    with pytest.raises(ConfigError, match="vision_stem must be one of"):
+        dataclasses.replace(TINY, vision_stem="resnet").to_hf()

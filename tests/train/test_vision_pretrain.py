@@ -8,7 +8,11 @@ from polymodal.data.synth.shapes_render import COLORS, SHAPES
 from polymodal.hf.llava import SmallLlavaConfig, build_small_llava
 from polymodal.train.vision_pretrain import (
     BACKGROUND,
+    CENTRE,
+    PatchAccuracy,
     VisionPretrainConfig,
+    patch_accuracy,
+    patch_head,
     patch_labels,
     pretrain_vision_tower,
 )
@@ -59,3 +63,40 @@ def test_the_tower_learns_a_patch_colour_rule() -> None:
         longer, images, labels, VisionPretrainConfig(steps=60, batch_size=16, lr=3e-3), lambda x: x
     )
     assert long < 0.5 * short
+
+
+def test_centres_label_four_patches_of_an_object_centred_on_a_patch_corner() -> None:
+    # A 32-pixel image of 4-pixel patches (8 x 8). A large green diamond centred on the
+    # corner (16, 16) covers patches 2..5; its centre patches are the four around that
+    # corner. A small red circle centred on the middle of patch (0, 6), (26, 2), has one.
+    scenes = table(("diamond", "green", 1, 16.0, 16.0, 7.0), ("circle", "red", 0, 26.0, 2.0, 2.5))
+    labels = patch_labels(scenes, image_size=32, patch_size=4, centres=True).view(8, 8)
+    diamond = SHAPES.index("diamond") * len(COLORS) + COLORS.index("green")
+    circle = SHAPES.index("circle") * len(COLORS) + COLORS.index("red")
+    assert (labels[3:5, 3:5] == CENTRE + diamond).all()
+    assert int((labels == CENTRE + diamond).sum()) == 4
+    assert labels[2, 3] == labels[5, 4] == diamond  # inside, one patch off the centre
+    assert labels[0, 6] == CENTRE + circle and int((labels == circle).sum()) == 0
+    plain = patch_labels(scenes, 32, 4)  # without centres: the same objects, one class each
+    assert (
+        plain.tolist()
+        == torch.where(labels >= CENTRE, labels - CENTRE, labels).view(1, 64).tolist()
+    )
+    assert VisionPretrainConfig(centres=True).classes == 49 == 2 * BACKGROUND + 1
+
+
+def test_patch_accuracy_counts_all_patches_and_object_patches_apart() -> None:
+    spec = SmallLlavaConfig(
+        vocab_size=8, image_token_id=4, image_size=16, patch_size=8, vision_hidden=16
+    )
+    tower = build_small_llava(spec).model.vision_tower
+    head = patch_head(tower, VisionPretrainConfig())
+    with torch.no_grad():  # a head that always answers "background"
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[BACKGROUND] = 1.0
+    labels = torch.full((3, 4), BACKGROUND)
+    labels[0, :3] = 5  # 3 of the 12 patches show an object
+    images = torch.zeros(3, 3, 16, 16, dtype=torch.uint8)
+    accuracy = patch_accuracy(tower, head, images, labels, lambda x: x, batch_size=2)
+    assert accuracy == PatchAccuracy(patches=9 / 12, objects=0.0)

@@ -31,6 +31,7 @@ from polymodal.train.vqa_batches import (
 )
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "shapes_vlm.yaml"
+DENSE = CONFIG.with_name("shapes_vlm_dense.yaml")
 
 
 def test_the_config_file_states_the_recipe_defaults(tmp_path: Path) -> None:
@@ -222,3 +223,12 @@ def test_vlm_config_keeps_val_every_n_epochs_out_of_its_cache_key_at_the_default
     assert "val_every_n_epochs" not in load_vlm_config().to_dict()["trainer"]
     every = load_vlm_config(None, ["trainer.val_every_n_epochs=2"]).to_dict()["trainer"]
     assert every["val_every_n_epochs"] == 2
+
+
+def test_the_stem_and_centre_options_stay_out_of_the_cache_key_at_their_defaults() -> None:
+    plain = load_vlm_config().to_dict()
+    assert "vision_stem" not in plain["model"] and "centres" not in plain["vision_pretrain"]
+    dense = load_vlm_config(DENSE)
+    assert dense.model.vision_stem == "conv" and dense.vision_pretrain.centres
+    assert dense.to_dict()["model"]["vision_stem"] == "conv"
+    assert dense.to_dict()["vision_pretrain"]["centres"] is True

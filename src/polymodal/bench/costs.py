@@ -29,7 +29,7 @@ MEASURED: dict[str, dict[str, float | None]] = {
     "bit_align": {"cpu": 1489, "cuda": None},  # 1 thread beside other jobs: 603 s of CPU time
     "nexus_o": {"cpu": 1433, "cuda": None},  # 1 thread, beside other jobs; base VLM cached
     "ret": {"cpu": 4503, "cuda": None},  # 1 thread beside other jobs, empty cache
-    "divprune_dense": {"cpu": 3163, "cuda": None},  # 1 thread beside other jobs, empty cache
+    "divprune_dense": {"cpu": 2006, "cuda": None},  # 1 thread beside other jobs, empty cache
     # an estimate from its quick run (49 s per 15 VQA steps, scaled to 10 × 6,000 steps)
     "aki_dense": {"cpu": 195000, "cuda": None},
 }

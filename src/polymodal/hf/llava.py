@@ -25,6 +25,9 @@ import torch
 from torch import Tensor
 
 from polymodal.errors import ConfigError, DataError
+from polymodal.modules.conv_stem import ConvStem
+
+VISION_STEMS = ("patch", "conv")
 
 # --------------------------------------------------------------------------- config
 
@@ -51,6 +54,10 @@ class SmallLlavaConfig:
         text_layers: language-model depth.
         heads: attention heads in both towers.
         mlp_ratio: MLP hidden width as a multiple of the width, both towers.
+        vision_stem: ``"patch"`` (CLIP's patch embedding: each token sees its own
+            patch) or ``"conv"`` (a hybrid ViT's convolutional stem,
+            :class:`~polymodal.modules.conv_stem.ConvStem`: each token also sees
+            its surroundings; same number of tokens).
     """
 
     vocab_size: int
@@ -66,6 +73,7 @@ class SmallLlavaConfig:
     text_layers: int = 3
     heads: int = 4
     mlp_ratio: int = 2
+    vision_stem: str = "patch"
 
     @property
     def num_visual_tokens(self) -> int:
@@ -78,6 +86,10 @@ class SmallLlavaConfig:
         """The ``transformers.LlavaConfig``."""
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
+        if self.vision_stem not in VISION_STEMS:
+            raise ConfigError(
+                f"vision_stem must be one of {VISION_STEMS}, got {self.vision_stem!r}"
+            )
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size ({self.image_size}) must be a multiple of patch_size "
@@ -122,7 +134,11 @@ def build_small_llava(config: SmallLlavaConfig, seed: int = 0) -> Any:
     from transformers import LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
-    return LlavaForConditionalGeneration(config.to_hf())
+    model = LlavaForConditionalGeneration(config.to_hf())
+    if config.vision_stem == "conv":
+        embeddings = model.model.vision_tower.embeddings
+        embeddings.patch_embedding = ConvStem(3, config.vision_hidden, config.patch_size)
+    return model
 
 
 # --------------------------------------------------------------------------- tokens

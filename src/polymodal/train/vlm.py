@@ -24,7 +24,9 @@ accuracy, overall and per question type), ``test_items.safetensors`` (each test
 question's correctness and type, in test order: what paired comparisons of two
 runs bootstrap over), ``history.json`` (validation accuracy
 after each epoch, likewise) and Lightning's ``checkpoints/``
-(safetensors weights, :mod:`polymodal.train.checkpoint`). :func:`cached_vlm`
+(safetensors weights, :mod:`polymodal.train.checkpoint`); after stage 0,
+``vision_pretrain.json`` holds the tower's per-patch naming accuracy on the
+validation scenes. :func:`cached_vlm`
 keeps one run per config under the polymodal cache, so a bench trains it once.
 
 Run from the shell (``polymodal eval RUN_DIR`` re-tests a finished run)::
@@ -69,7 +71,10 @@ from polymodal.train.config import (
 from polymodal.train.datamodule import EpochSeededSampler
 from polymodal.train.stage_lines import EpochLines, say
 from polymodal.train.vision_pretrain import (
+    PatchAccuracy,
     VisionPretrainConfig,
+    patch_accuracy,
+    patch_head,
     patch_labels,
     pretrain_vision_tower,
 )
@@ -95,6 +100,8 @@ class VLMModelConfig:
     text_layers: int = 3
     heads: int = 4
     mlp_ratio: int = 2
+    vision_stem: str = "patch"
+    """``patch`` (CLIP's) or ``conv`` (a hybrid ViT's stem, for small patches)."""
 
 
 @dataclass
@@ -120,6 +127,7 @@ class TextTrainingConfig:
 ROW_KINDS = ("conversations", "questions")
 VQA_TASK_OPTIONS = ("question_loss",)
 TEST_ITEMS = "test_items.safetensors"
+STAGE0 = "vision_pretrain.json"
 
 
 @dataclass
@@ -178,7 +186,14 @@ class VLMConfig:
     )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "trainer": self.trainer.to_dict()}
+        values = {**dataclasses.asdict(self), "trainer": self.trainer.to_dict()}
+        # Options added later are left out at their defaults, so a run that does not
+        # use them keeps the config (and cache key params) it had before they existed.
+        if values["model"]["vision_stem"] == "patch":
+            del values["model"]["vision_stem"]
+        if not values["vision_pretrain"]["centres"]:
+            del values["vision_pretrain"]["centres"]
+        return values
 
 
 def _merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -516,6 +531,30 @@ def steps_per_epoch(train: ShapesVQA, config: VLMConfig) -> int:
     return math.ceil(len(training_rows(train, config)) / config.data.batch_size)  # type: ignore[arg-type]
 
 
+def pretrain_stage(
+    tower: Any, data: dict[str, ShapesVQA], config: VLMConfig, patch_size: int
+) -> PatchAccuracy:
+    """Stage 0 on the training scenes; returns the tower's per-patch accuracy on the
+    validation scenes (how well it names what each patch shows)."""
+    vp = config.vision_pretrain
+    image_size = int(data["train"].tensors["images"].shape[-1])
+
+    def labels(split: str) -> Tensor:
+        return patch_labels(data[split].scene_objects, image_size, patch_size, vp.centres)
+
+    if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        tower.cuda()  # stage 0 outside Lightning: put it on the GPU
+    torch.manual_seed(config.seed)
+    head = patch_head(tower, vp)
+    images = data["train"].tensors["images"]
+    progress = config.trainer.progress_bar
+    pretrain_vision_tower(
+        tower, images, labels("train"), vp, normalize_pixels, config.seed, progress, head
+    )
+    val = data["val"].tensors["images"]
+    return patch_accuracy(tower, head, val, labels("val"), normalize_pixels)
+
+
 def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -> TrainedVLM:
     """Train the VLM a config describes, test it, and write its run folder.
 
@@ -554,19 +593,10 @@ def fit_vlm(config: VLMConfig, resume: bool = False, lines: str | None = None) -
     elif config.vision_pretrain.steps and not resuming:
         if lines:
             say(lines, f"vision tower pre-training, {config.vision_pretrain.steps} steps")
-        train = data["train"]
-        labels = patch_labels(train.scene_objects, image_size, spec.patch_size)
-        if config.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-            model.model.vision_tower.cuda()  # stage 0 outside Lightning: put it on the GPU
-        pretrain_vision_tower(
-            model.model.vision_tower,
-            train.tensors["images"],
-            labels,
-            config.vision_pretrain,
-            normalize_pixels,
-            seed=config.seed,
-            progress=config.trainer.progress_bar,
-        )
+        stage0 = pretrain_stage(model.model.vision_tower, data, config, spec.patch_size)
+        (out_dir / STAGE0).write_text(json.dumps(stage0._asdict(), indent=2))
+        if lines:
+            say(lines, f"vision tower names {stage0.objects:.3f} of object patches (val)")
     model.model.vision_tower.requires_grad_(not config.freeze_vision_tower)
     fmt = PromptFormat.from_tokenizer(tokenizer, spec.num_visual_tokens)
     collator = VQACollator(fmt)  # text-augmented samples say which side their text is on
