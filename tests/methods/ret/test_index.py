@@ -102,7 +102,7 @@ def test_centroid_interaction_sums_each_query_tokens_best_centroid():
     query[0, 0], query[1, 1], query[2, :2] = 1.0, 1.0, torch.tensor([0.6, -0.8])
     # Document 0: max over {e0} for each token = 1 + 0 + 0.6; document 1: max over
     # {e0, e1} = 1 + 1 + 0.6.
-    scores = index.centroid_interaction(query, torch.tensor([0, 1]))
+    scores = index.token_maxima(query, torch.tensor([0, 1])).sum(dim=0)
     torch.testing.assert_close(scores, torch.tensor([1.6, 2.6]))
 
 

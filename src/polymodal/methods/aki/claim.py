@@ -217,37 +217,31 @@ CRITERION = (
     "schedule"
 )
 
-register(
-    ClaimCheck(
-        name="aki",
-        method="AKI (modality-mutual attention)",
-        paper="arXiv 2503.02597",
-        claim=CLAIM,
-        metric="Shapes-VQA test accuracy of the 64-token VLM, mean over 5 seeds",
-        criterion=CRITERION,
-        run=run,
-        default=False,
-        skip_reason=(
-            "trains the small VLM ten times (two attention rules × five seeds); "
-            "run it with --only aki"
-        ),
-        honours_device=True,
-    )
+SMALL_VLM = ClaimCheck(
+    name="aki",
+    method="AKI (modality-mutual attention)",
+    paper="arXiv 2503.02597",
+    claim=CLAIM,
+    metric="Shapes-VQA test accuracy of the 64-token VLM, mean over 5 seeds",
+    criterion=CRITERION,
+    run=run,
+    default=False,
+    skip_reason=(
+        "trains the small VLM ten times (two attention rules × five seeds); run it with --only aki"
+    ),
+    honours_device=True,
 )
+register(SMALL_VLM)
 register(
-    ClaimCheck(
+    dataclasses.replace(
+        SMALL_VLM,
         name="aki_dense",
         method="AKI (modality-mutual attention), 576 visual tokens",
-        paper="arXiv 2503.02597",
-        claim=CLAIM,
         metric="dense Shapes-VQA test accuracy of the 576-token VLM, mean over 5 seeds",
-        criterion=CRITERION,
         run=run_dense,
-        default=False,
         skip_reason=(
             "trains the 576-token VLM ten times on one question per row (hours on a CPU, "
             "a GPU job); run it with --only aki_dense"
         ),
-        honours_device=True,
     )
 )

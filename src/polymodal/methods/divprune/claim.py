@@ -24,7 +24,7 @@ prune the same model on the same questions, so the questions are resampled once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -306,40 +306,35 @@ CRITERION = (
     "LM layer 2; paired bootstrap over questions)"
 )
 
-register(
-    ClaimCheck(
-        name="divprune",
-        method="DivPrune",
-        paper="arXiv 2503.02175",
-        claim=CLAIM,
-        metric="Shapes-VQA test accuracy of the 64-token small VLM at keep ratio 0.1",
-        criterion=CRITERION,
-        run=run,
-        default=False,
-        skip_reason=(
-            "training its VLM from scratch takes about 20 min on a 2-core CPU; "
-            "run it with `polymodal bench --only divprune`"
-        ),
-        honours_device=True,
-    )
+SMALL_VLM = ClaimCheck(
+    name="divprune",
+    method="DivPrune",
+    paper="arXiv 2503.02175",
+    claim=CLAIM,
+    metric="Shapes-VQA test accuracy of the 64-token small VLM at keep ratio 0.1",
+    criterion=CRITERION,
+    run=run,
+    default=False,
+    skip_reason=(
+        "training its VLM from scratch takes about 20 min on a 2-core CPU; "
+        "run it with `polymodal bench --only divprune`"
+    ),
+    honours_device=True,
 )
+register(SMALL_VLM)
 register(
-    ClaimCheck(
+    replace(
+        SMALL_VLM,
         name="divprune_dense",
         method="DivPrune, 576 visual tokens",
-        paper="arXiv 2503.02175",
-        claim=CLAIM,
         metric=(
             f"dense Shapes-VQA test accuracy (first {DENSE_QUESTIONS} questions) of the "
             "576-token small VLM at keep ratio 0.1"
         ),
-        criterion=CRITERION,
         run=run_dense,
-        default=False,
         skip_reason=(
-            "trains the 576-token VLM (about 20 min on a 2-core CPU), then answers every "
+            "trains the 576-token VLM (about 30 min on a 2-core CPU), then answers every "
             "question 25 times; run it with `polymodal bench --only divprune_dense`"
         ),
-        honours_device=True,
     )
 )

@@ -253,11 +253,6 @@ class TokenIndex:
         # Gathering whole rows (one per document token) is ~3× faster than columns.
         return table[self.token_cells[rows].long()].amax(dim=1).T  # (C, P, Q) → (Q, C)
 
-    def centroid_interaction(self, query: Tensor, rows: Tensor) -> Tensor:
-        """(C,) approximate scores ``Σᵢ maxⱼ qᵢ·c(dⱼ)`` of some documents (PLAID's
-        centroid interaction); ``query`` (Q, E), ``rows`` (C,)."""
-        return self.token_maxima(query, rows).sum(dim=0)
-
     def bytes_per_document(self) -> dict[str, float]:
         """Memory of one document: its float16 tokens, its faiss codes (with ids) and
         its tokens' list numbers (for centroid interaction)."""
